@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config import health
+
+api_v1 = [
+    path("", include(("accounts.api.urls", "accounts"), namespace="accounts-api")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("livez", health.livez, name="livez"),
+    path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("accounts/", include("allauth.urls")),
+    path("platform-admin/", admin.site.urls),
+    path("", include("frontend.urls")),
+]
