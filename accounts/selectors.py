@@ -17,9 +17,13 @@ def membership_get(*, membership_id: int) -> Membership:
 
 
 def invitation_list_pending() -> QuerySet[Invitation]:
-    return Invitation.objects.filter(
-        accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
-    ).order_by("-created_at")
+    return (
+        Invitation.objects.filter(
+            accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .select_related("invited_by")
+        .order_by("-created_at")
+    )
 
 
 def invitation_get(*, invitation_id: int) -> Invitation:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 from django_scopes import scope
@@ -23,6 +25,21 @@ def tenant_create_with_owner(*, name: str, owner: User) -> Tenant:
     tenant = Tenant.objects.create(name=name.strip() or "My workspace")
     with scope(tenant=tenant):
         Membership.objects.create(tenant=tenant, user=owner, role=Role.OWNER)
+    return tenant
+
+
+@transaction.atomic
+def tenant_rename(*, tenant: Tenant, name: str) -> Tenant:
+    cleaned = " ".join(name.split())
+    if not cleaned:
+        raise AccountsError("Give the workspace a name.", code="no_name")
+    max_length = Tenant._meta.get_field("name").max_length or 120
+    if len(cleaned) > max_length:
+        raise AccountsError(
+            f"Keep the name under {max_length} characters.", code="name_too_long"
+        )
+    tenant.name = cleaned
+    tenant.save(update_fields=["name"])
     return tenant
 
 
@@ -71,7 +88,30 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
+    if created:
+        tenant_id, membership_id = membership.tenant_id, membership.pk
+        transaction.on_commit(lambda: _enqueue_welcome(tenant_id, membership_id))
     return membership
+
+
+def _enqueue_welcome(tenant_id: int, membership_id: int) -> None:
+    from accounts import tasks
+
+    tasks.membership_welcome_email.delay(tenant_id, membership_id)
+
+
+def membership_send_welcome(*, membership: Membership) -> None:
+    """Tell a person who just joined which workspace and role they now have."""
+    site = settings.SITE_URL.rstrip("/")
+    send_mail(
+        subject=f"You joined {membership.tenant.name}",
+        message=(
+            f"You are now a member of {membership.tenant.name} with the role "
+            f"{membership.get_role_display()}.\n\nOpen the inbox: {site}/\n"
+        ),
+        from_email=None,
+        recipient_list=[membership.user.email],
+    )
 
 
 @transaction.atomic

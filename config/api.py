@@ -10,7 +10,6 @@ from django.http import Http404
 from rest_framework import exceptions, pagination, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from accounts.exceptions import AccountsError
 
@@ -36,6 +35,10 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every API error as ``{"error": {"code", "message", "detail"}}`` with a stable code."""
+    # Imported here: ``rest_framework.views`` reads the throttle and pagination classes of this
+    # module while it loads, so a module-level import is circular whenever DRF loads us first.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     if isinstance(exc, AccountsError):
         return Response(error_body(exc.code, exc.message), status=400)
     if isinstance(exc, Http404):

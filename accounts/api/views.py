@@ -12,7 +12,7 @@ from accounts.api.serializers import (
     MemberOutputSerializer,
     TenantOutputSerializer,
 )
-from accounts.models import ApiScope
+from accounts.models import ApiScope, Membership
 
 
 class TenantView(TenantAPIView):
@@ -40,6 +40,8 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantGene
 
     required_scopes = [ApiScope.MEMBERS_READ]
     serializer_class = MemberOutputSerializer
+    # Names the model for the schema (built outside any tenant scope); rows come from the selector.
+    queryset = Membership.objects.none()
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.membership_list()

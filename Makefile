@@ -1,0 +1,46 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Everything else is a step of
+# those or a tool for working on the code.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test check lint typecheck fmt services clean
+
+$(VENV)/.runtime: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+## Run the platform with the Meta sandbox on embedded defaults (SQLite, filesystem broker).
+demo: $(VENV)/.runtime
+	$(PY) scripts/demo.py
+
+## Run the whole test suite on PostgreSQL, Redis, a real Celery worker and Chromium.
+test: $(VENV)/.dev services
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+services:
+	scripts/ensure-test-services.sh
+
+## Format check, lint and type check (run by CI before the tests).
+check: lint typecheck
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy .
+
+fmt: $(VENV)/.dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache

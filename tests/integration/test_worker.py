@@ -1,0 +1,88 @@
+"""The Celery worker really runs tasks from Redis against PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django_scopes import scope
+
+from accounts import services
+from accounts.models import Membership, Role, Tenant
+from config.health import HEARTBEAT_KEY
+from tests.factories import UserFactory
+from tests.integration.conftest import Worker, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_healthz_reports_the_worker_only_while_one_runs(
+    celery_worker: Worker,
+) -> None:
+    client = Client()
+    wait_for(lambda: client.get("/healthz").status_code == 200)
+    body = client.get("/healthz").json()
+    assert body["checks"]["database"]["ok"]
+    assert body["checks"]["redis"]["ok"]
+    assert body["checks"]["worker"]["ok"]
+
+    celery_worker.stop()
+    cache.delete(HEARTBEAT_KEY)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["worker"]["ok"] is False
+
+
+def test_accepting_an_invitation_sends_a_welcome_email_from_the_worker(
+    celery_worker: Worker,
+    tenant: Tenant,
+    owner: Membership,
+    mail_dir: Path,
+) -> None:
+    person = UserFactory(email="new.agent@example.com")
+    with scope(tenant=tenant):
+        _, token = services.invitation_create(
+            tenant=tenant,
+            email=person.email,
+            role=Role.AGENT,
+            invited_by=owner.user,
+            acting_role=Role.OWNER,
+        )
+    services.invitation_accept(token=token, user=person)
+
+    def welcome_mail() -> str | None:
+        for path in mail_dir.glob("*.log"):
+            text = path.read_text()
+            if person.email in text and tenant.name in text:
+                return text
+        return None
+
+    text = wait_for(welcome_mail, timeout=30)
+    assert "Agent" in text
+
+
+def test_a_task_for_another_tenants_row_does_nothing(
+    celery_worker: Worker,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    make_member: Callable[..., Membership],
+    mail_dir: Path,
+) -> None:
+    from accounts import tasks
+
+    foreign = make_member(other_tenant, Role.AGENT)
+    mine = make_member(tenant, Role.AGENT)
+    # The foreign membership id under this tenant's id: found by no scoped query, so no mail.
+    tasks.membership_welcome_email.delay(tenant.pk, foreign.pk)
+    tasks.membership_welcome_email.delay(tenant.pk, mine.pk)
+
+    def mails_to(email: str) -> int:
+        return sum(email in p.read_text() for p in mail_dir.glob("*.log"))
+
+    wait_for(lambda: celery_worker.log().count("membership_welcome_email") >= 4, timeout=30)
+    wait_for(lambda: mails_to(mine.user.email) == 1, timeout=30)
+    assert celery_worker.log().count("succeeded") >= 2  # both ran; the foreign one did nothing
+    assert mails_to(foreign.user.email) == 0
