@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
@@ -72,7 +72,7 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    objects = ScopedManager(tenant="tenant")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
 
     class Meta:
         constraints: ClassVar = [
@@ -99,7 +99,7 @@ class Invitation(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ScopedManager(tenant="tenant")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
 
     def __str__(self) -> str:
         return f"invitation of {self.email} to {self.tenant_id}"
@@ -129,7 +129,7 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ScopedManager(tenant="tenant")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -162,7 +162,7 @@ class InstagramAccount(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     connected_at = models.DateTimeField(auto_now_add=True)
 
-    objects = ScopedManager(tenant="tenant")
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
 
     def __str__(self) -> str:
         return f"@{self.username or self.ig_user_id}"

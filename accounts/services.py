@@ -35,9 +35,7 @@ def tenant_rename(*, tenant: Tenant, name: str) -> Tenant:
         raise AccountsError("Give the workspace a name.", code="no_name")
     max_length = Tenant._meta.get_field("name").max_length or 120
     if len(cleaned) > max_length:
-        raise AccountsError(
-            f"Keep the name under {max_length} characters.", code="name_too_long"
-        )
+        raise AccountsError(f"Keep the name under {max_length} characters.", code="name_too_long")
     tenant.name = cleaned
     tenant.save(update_fields=["name"])
     return tenant
@@ -136,8 +134,10 @@ def membership_change_role(*, membership: Membership, role: str, acting_role: st
     allowed = roles_assignable_by(acting_role)
     if role not in allowed or (membership.role == Role.OWNER and acting_role != Role.OWNER):
         raise PermissionDenied("Your role cannot make that change.")
-    if membership.role == Role.OWNER and role != Role.OWNER and not _owners_left_without(
-        membership
+    if (
+        membership.role == Role.OWNER
+        and role != Role.OWNER
+        and not _owners_left_without(membership)
     ):
         raise LastOwner("A workspace needs at least one owner.")
     membership.role = role

@@ -51,9 +51,11 @@ def memberships_of_user(user: User) -> list[Membership]:
 
 def membership_of_user_in(user: User, tenant_id: int) -> Membership | None:
     with scopes_disabled():
-        return Membership.objects.filter(user=user, tenant_id=tenant_id).select_related(
-            "tenant"
-        ).first()
+        return (
+            Membership.objects.filter(user=user, tenant_id=tenant_id)
+            .select_related("tenant")
+            .first()
+        )
 
 
 def invitation_by_token(token: str) -> Invitation | None:

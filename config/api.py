@@ -48,7 +48,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    assert isinstance(exc, exceptions.APIException)
+    if not isinstance(exc, exceptions.APIException):
+        return response
     code = next((c for t, c in _CODES.items() if isinstance(exc, t)), "error")
     if isinstance(exc, exceptions.ValidationError):
         message, detail = "The request is not valid.", exc.detail

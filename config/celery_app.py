@@ -15,9 +15,7 @@ logger = logging.getLogger(__name__)
 
 app = Celery("igdm")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [
-    Queue(name) for name in ("webhooks", "outbound", "default", "maintenance")
-]
+app.conf.task_queues = [Queue(name) for name in ("webhooks", "outbound", "default", "maintenance")]
 app.autodiscover_tasks()
 
 

@@ -70,20 +70,49 @@ def main() -> int:
     logs.mkdir(exist_ok=True)
     commands: dict[str, list[str]] = {
         "web": [
-            sys.executable, "-m", "gunicorn", "config.wsgi:application",
-            "--bind", f"127.0.0.1:{PORT}", "--workers", "2", "--threads", "4",
-            "--access-logfile", "-",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
         ],
         "worker": [
-            sys.executable, "-m", "celery", "-A", "config.celery_app", "worker", "--beat",
-            "-Q", "webhooks,outbound,default,maintenance", "-P", "threads", "-c", "8",
-            "--schedule", str(VAR / "celerybeat-schedule"), "-l", "INFO",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config.celery_app",
+            "worker",
+            "--beat",
+            "-Q",
+            "webhooks,outbound,default,maintenance",
+            "-P",
+            "threads",
+            "-c",
+            "8",
+            "--schedule",
+            str(VAR / "celerybeat-schedule"),
+            "-l",
+            "INFO",
         ],
     }
     if "META_GRAPH_URL" in _env():
         commands["sandbox"] = [
-            sys.executable, "-m", "integrations.meta.sandbox", "serve",
-            "--port", str(SANDBOX_PORT), "--state", str(VAR / "sandbox.db"),
+            sys.executable,
+            "-m",
+            "integrations.meta.sandbox",
+            "serve",
+            "--port",
+            str(SANDBOX_PORT),
+            "--state",
+            str(VAR / "sandbox.db"),
         ]
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for name, command in commands.items():
@@ -119,7 +148,7 @@ def main() -> int:
                 f"    curl -H 'Authorization: Bearer {seeded['api_key']}' "
                 f"http://127.0.0.1:{PORT}/api/v1/tenant",
                 f"  Health: http://127.0.0.1:{PORT}/healthz   Logs: {logs}",
-                "  Emails (sign-up verification, invitations) are printed to the worker and web logs.",
+                "  Emails (sign-up verification, invitations) go to the web and worker logs.",
                 "  Stop with Ctrl-C.",
                 "",
             ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,11 +14,10 @@ from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 
 @pytest.fixture(autouse=True)
-def _clear_cache() -> Iterator[None]:
+def _clear_cache() -> None:
     from django.core.cache import cache
 
     cache.clear()
-    yield
 
 
 @pytest.fixture

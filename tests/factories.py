@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import factory
+from django.db import models
 from django_scopes import scopes_disabled
 
 from accounts.models import InstagramAccount, Invitation, Membership, Role, Tenant, User
 
+T = TypeVar("T", bound=models.Model)
 
-class UserFactory(factory.django.DjangoModelFactory):
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = User
 
@@ -16,14 +21,14 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password("correct horse battery staple")
 
 
-class TenantFactory(factory.django.DjangoModelFactory):
+class TenantFactory(factory.django.DjangoModelFactory[Tenant]):
     class Meta:
         model = Tenant
 
     name = factory.Sequence(lambda n: f"Agency {n}")
 
 
-class ScopedFactory(factory.django.DjangoModelFactory):
+class ScopedFactory(factory.django.DjangoModelFactory[T]):
     """Creates tenant-owned rows; the scope guard stays on for everything else."""
 
     class Meta:
@@ -35,7 +40,7 @@ class ScopedFactory(factory.django.DjangoModelFactory):
             return super()._create(model_class, *args, **kwargs)
 
 
-class MembershipFactory(ScopedFactory):
+class MembershipFactory(ScopedFactory[Membership]):
     class Meta:
         model = Membership
 
@@ -44,7 +49,7 @@ class MembershipFactory(ScopedFactory):
     role = Role.AGENT
 
 
-class InvitationFactory(ScopedFactory):
+class InvitationFactory(ScopedFactory[Invitation]):
     class Meta:
         model = Invitation
 
@@ -55,7 +60,7 @@ class InvitationFactory(ScopedFactory):
     expires_at = factory.Faker("future_datetime", tzinfo=__import__("datetime").UTC)
 
 
-class InstagramAccountFactory(ScopedFactory):
+class InstagramAccountFactory(ScopedFactory[InstagramAccount]):
     class Meta:
         model = InstagramAccount
 

@@ -6,7 +6,7 @@ from contextlib import ExitStack
 from typing import Any
 
 from django_scopes import scope
-from rest_framework import generics, views, viewsets
+from rest_framework import exceptions, generics, views, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -29,10 +29,15 @@ class TenantScopedMixin:
             raise TypeError(f"{cls.__name__} may not override how the tenant scope is opened.")
 
     @property
-    def tenant(self) -> Tenant:
+    def api_key(self) -> ApiKey:
         api_key = self.request.auth  # type: ignore[attr-defined]
-        assert isinstance(api_key, ApiKey)
-        return api_key.tenant
+        if not isinstance(api_key, ApiKey):
+            raise exceptions.NotAuthenticated()
+        return api_key
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.api_key.tenant
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]

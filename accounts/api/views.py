@@ -32,7 +32,7 @@ class KeyView(TenantAPIView):
 
     @extend_schema(responses=ApiKeyOutputSerializer, operation_id="key_retrieve")
     def get(self, request: Request) -> Response:
-        return Response(ApiKeyOutputSerializer(request.auth).data)
+        return Response(ApiKeyOutputSerializer(self.api_key).data)
 
 
 class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantGenericViewSet):

@@ -17,6 +17,7 @@ VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
+
 def _local_secret(name: str, make: "Callable[[], str]") -> str:
     """A secret generated on first run and kept under VAR_DIR (development and demo only)."""
     path = VAR_DIR / name
@@ -269,7 +270,9 @@ META_INSTAGRAM_APP_ID = env.str("META_INSTAGRAM_APP_ID", default="")
 META_INSTAGRAM_APP_SECRET = env.str("META_INSTAGRAM_APP_SECRET", default="")
 META_GRAPH_VERSION = env.str("META_GRAPH_VERSION", default="v23.0")
 META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com")
-META_INSTAGRAM_GRAPH_URL = env.str("META_INSTAGRAM_GRAPH_URL", default="https://graph.instagram.com")
+META_INSTAGRAM_GRAPH_URL = env.str(
+    "META_INSTAGRAM_GRAPH_URL", default="https://graph.instagram.com"
+)
 META_WEBHOOK_VERIFY_TOKEN = env.str("META_WEBHOOK_VERIFY_TOKEN", default="")
 META_TIMEOUT_SECONDS = env.float("META_TIMEOUT_SECONDS", default=10.0)
 

@@ -9,8 +9,8 @@ os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "ZmRlYnVnLWtleS1mb3ItdGVzdHMtb25s
 os.environ.setdefault("CACHE_KEY_PREFIX", "igdm-test")
 os.environ.setdefault("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
 
-from config.settings.base import *  # noqa: E402, F403
-from config.settings.base import REST_FRAMEWORK  # noqa: E402
+from config.settings.base import *  # noqa: F403
+from config.settings.base import REST_FRAMEWORK
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

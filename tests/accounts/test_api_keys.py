@@ -80,7 +80,7 @@ def test_key_without_the_scope_gets_403(
 def test_key_endpoint_names_tenant_and_scopes_without_secrets(
     tenant: Tenant, make_api_key: Callable[..., tuple[ApiKey, str]]
 ) -> None:
-    key, secret = make_api_key(tenant, [ApiScope.MEMBERS_READ])
+    _, secret = make_api_key(tenant, [ApiScope.MEMBERS_READ])
     body = _client(secret).get("/api/v1/key").json()
     assert body["tenant"]["id"] == tenant.pk
     assert body["scopes"] == [ApiScope.MEMBERS_READ]

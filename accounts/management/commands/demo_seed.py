@@ -12,7 +12,7 @@ from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django_scopes import scope, scopes_disabled
 
@@ -41,11 +41,14 @@ class Command(BaseCommand):
                 if tenant is None:
                     tenant = services.tenant_create_with_owner(name=AGENCY, owner=user)
                 Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": role})
-            assert tenant is not None
+            if tenant is None:
+                raise CommandError("The demo agency could not be created.")
             if "api_key" not in saved:
                 with scope(tenant=tenant):
                     _, saved["api_key"] = services.api_key_create(
-                        tenant=tenant, name="Demo partner", scopes=list(ApiScope.values),
+                        tenant=tenant,
+                        name="Demo partner",
+                        scopes=list(ApiScope.values),
                         created_by=None,
                     )
         path.parent.mkdir(parents=True, exist_ok=True)
