@@ -61,6 +61,7 @@ def main() -> int:
     VAR.mkdir(parents=True, exist_ok=True)
     (VAR / "broker" / "out").mkdir(parents=True, exist_ok=True)
     (VAR / "broker" / "processed").mkdir(parents=True, exist_ok=True)
+    (VAR / "broker" / "control").mkdir(parents=True, exist_ok=True)
     print("Preparing the database and static files…", flush=True)
     _run("manage.py", "migrate", "--noinput")
     _run("manage.py", "collectstatic", "--noinput")
