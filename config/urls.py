@@ -14,6 +14,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("livez", health.livez, name="livez"),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
+    path("webhooks/", include("webhooks.urls")),
     path("accounts/", include("allauth.urls")),
     path("platform-admin/", admin.site.urls),
     path("", include("frontend.urls")),

@@ -276,6 +276,8 @@ META_INSTAGRAM_GRAPH_URL = env.str(
 )
 META_WEBHOOK_VERIFY_TOKEN = env.str("META_WEBHOOK_VERIFY_TOKEN", default="")
 META_TIMEOUT_SECONDS = env.float("META_TIMEOUT_SECONDS", default=10.0)
+# Meta's batches stay under about 2 MB; anything far larger is refused with 413 unread.
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,171 @@
+"""`/webhooks/meta`: verify over raw bytes, store once, acknowledge; refuse what is not Meta's."""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.db import OperationalError
+from django.test import Client, override_settings
+
+from integrations.meta.signatures import meta_json_bytes, sign_hub_body
+from webhooks.models import WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+URL = "/webhooks/meta"
+SECRET = "test-meta-app-secret"
+IG_SECRET = "test-instagram-app-secret"
+
+
+def _body(text: str = "Olá 👋 https://example.com/a") -> bytes:
+    payload: dict[str, Any] = {
+        "object": "instagram",
+        "entry": [
+            {
+                "id": "17841400000000001",
+                "time": 1764072000000,
+                "messaging": [
+                    {
+                        "sender": {"id": "900000000000001"},
+                        "recipient": {"id": "17841400000000001"},
+                        "timestamp": 1764072000000,
+                        "message": {"mid": "aWdfZAG1fake", "text": text},
+                    }
+                ],
+            }
+        ],
+    }
+    return meta_json_bytes(payload)
+
+
+def _post(client: Client, body: bytes, signature: str | None, **extra: Any) -> Any:
+    headers = {"HTTP_X_HUB_SIGNATURE_256": signature} if signature is not None else {}
+    return client.generic("POST", URL, body, content_type="application/json", **headers, **extra)
+
+
+def test_signed_delivery_is_stored_raw_and_acknowledged(client: Client) -> None:
+    body = _body()
+    response = _post(client, body, sign_hub_body(body, SECRET))
+    assert response.status_code == 200
+    assert response.content == b"EVENT_RECEIVED"
+    event = WebhookEvent.objects.get()
+    assert bytes(event.raw_body) == body
+    assert event.status == WebhookEvent.Status.PENDING
+    assert event.signed_with == "meta"
+
+
+def test_instagram_login_deliveries_verify_with_the_instagram_secret(client: Client) -> None:
+    body = _body()
+    assert _post(client, body, sign_hub_body(body, IG_SECRET)).status_code == 200
+    assert WebhookEvent.objects.get().signed_with == "instagram"
+
+
+def test_the_same_delivery_twice_is_stored_once(client: Client) -> None:
+    body = _body()
+    signature = sign_hub_body(body, SECRET)
+    assert _post(client, body, signature).status_code == 200
+    assert _post(client, body, signature).status_code == 200
+    assert WebhookEvent.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        None,
+        "",
+        "sha1=" + "0" * 40,
+        "sha256=" + "0" * 64,
+        "sha256=nothex",
+    ],
+)
+def test_unsigned_or_wrongly_signed_deliveries_are_refused_and_not_stored(
+    client: Client, signature: str | None
+) -> None:
+    response = _post(client, _body(), signature)
+    assert response.status_code == 403
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_signature_of_reserialised_json_does_not_verify(client: Client) -> None:
+    import json
+
+    body = _body()
+    reserialised = json.dumps(json.loads(body)).encode()
+    assert reserialised != body
+    response = _post(client, body, sign_hub_body(reserialised, SECRET))
+    assert response.status_code == 403
+
+
+def test_a_body_signed_with_another_secret_is_refused(client: Client) -> None:
+    body = _body()
+    assert _post(client, body, sign_hub_body(body, "someone-else")).status_code == 403
+
+
+@override_settings(WEBHOOK_MAX_BODY_BYTES=1000)
+def test_an_oversized_body_is_refused_with_413(client: Client) -> None:
+    body = _body("x" * 2000)
+    response = _post(client, body, sign_hub_body(body, SECRET))
+    assert response.status_code == 413
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_signed_garbage_is_stored_for_quarantine_not_refused(client: Client) -> None:
+    for body in [b"{not json", b"[1,2]", b'{"a": NaN}', b"\xff\xfe\x00", b"[" * 5000]:
+        response = _post(client, body, sign_hub_body(body, SECRET))
+        assert response.status_code == 200, body
+    assert WebhookEvent.objects.count() == 5
+
+
+def test_database_down_answers_503_so_meta_retries(client: Client) -> None:
+    body = _body()
+    with mock.patch("webhooks.services.webhook_event_store", side_effect=OperationalError("down")):
+        response = _post(client, body, sign_hub_body(body, SECRET))
+    assert response.status_code == 503
+    assert response["Retry-After"]
+
+
+def test_verification_handshake_echoes_the_challenge_as_plain_text(client: Client) -> None:
+    response = client.get(
+        URL,
+        {"hub.mode": "subscribe", "hub.verify_token": "test-verify-token", "hub.challenge": "42"},
+    )
+    assert response.status_code == 200
+    assert response.content == b"42"
+    assert response["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"}, 403),
+        ({"hub.mode": "unsubscribe", "hub.verify_token": "test-verify-token"}, 403),
+        (
+            {
+                "hub.mode": "subscribe",
+                "hub.verify_token": "test-verify-token",
+                "hub.challenge": "x" * 257,
+            },
+            400,
+        ),
+    ],
+)
+def test_verification_refuses_wrong_tokens_and_long_challenges(
+    client: Client, params: dict[str, str], status: int
+) -> None:
+    response = client.get(URL, params)
+    assert response.status_code == status
+    assert not response["Content-Type"].startswith("text/html")
+
+
+def test_html_in_the_challenge_is_never_served_as_html(client: Client) -> None:
+    response = client.get(
+        URL,
+        {
+            "hub.mode": "subscribe",
+            "hub.verify_token": "test-verify-token",
+            "hub.challenge": "<script>alert(1)</script>",
+        },
+    )
+    assert response["Content-Type"].startswith("text/plain")
