@@ -104,6 +104,7 @@ def main() -> int:
             "INFO",
         ],
     }
+    commands["relay"] = [sys.executable, "manage.py", "webhook_relay", "--interval", "0.5"]
     if "META_GRAPH_URL" in _env():
         commands["sandbox"] = [
             sys.executable,

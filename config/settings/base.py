@@ -255,6 +255,12 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
+    # A safety net under the relay: stored webhook events are processed even if it stopped.
+    "webhooks-drain": {
+        "task": "webhooks.drain",
+        "schedule": timedelta(seconds=15),
+        "options": {"expires": 14},
+    },
     "worker-heartbeat": {
         "task": "maintenance.heartbeat",
         "schedule": timedelta(seconds=30),

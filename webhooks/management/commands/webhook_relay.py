@@ -1,0 +1,42 @@
+"""Wake workers when webhook events are stored: the bridge from the event table to Celery."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from webhooks import relay
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Publish a drain task whenever webhook events wait (LISTEN/NOTIFY or polling)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--interval", type=float, default=1.0, help="poll interval, seconds")
+        parser.add_argument("--once", action="store_true", help="check once and exit")
+
+    def handle(self, *args: Any, interval: float, once: bool, **options: Any) -> None:
+        from webhooks.tasks import drain
+
+        last_kick = 0.0
+        while True:
+            notified = False if once else relay.wait_for_events(interval)
+            try:
+                waiting = notified or relay.pending_exists()
+            except Exception:
+                logger.warning("webhook relay: database unavailable", exc_info=True)
+                waiting = False
+            if waiting and time.monotonic() - last_kick > 0.1:
+                try:
+                    drain.apply_async(retry=False)
+                    last_kick = time.monotonic()
+                except Exception:
+                    # The broker is down: the events wait in the table; try again next round.
+                    logger.warning("webhook relay: broker unavailable", exc_info=True)
+            if once:
+                return

@@ -1,0 +1,119 @@
+"""Moving stored webhook events on: claim, process, mark. The stored row is the truth.
+
+Workers claim pending events with ``SELECT … FOR UPDATE SKIP LOCKED`` and process each inside
+the claiming transaction, so a worker killed mid-batch leaves its events pending for the next
+one, and an event's effects and its "processed" mark commit together: exactly once.
+
+The relay process (``manage.py webhook_relay``) only wakes workers up: it listens for the
+notification the ingest INSERT sends (or polls where there is no LISTEN) and publishes one
+``webhooks.drain`` task. If the broker is down nothing is lost: events wait in the table.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from webhooks import processing
+from webhooks.metrics import count
+from webhooks.models import WebhookEvent
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+BATCH_SIZE = 100
+
+
+def _backoff(attempt: int) -> timedelta:
+    return timedelta(seconds=min(600, 5 * 2**attempt))
+
+
+def pending_exists() -> bool:
+    now = timezone.now()
+    return (
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .exists()
+    )
+
+
+def drain_batch(batch_size: int = BATCH_SIZE) -> int:
+    """Claim and process up to ``batch_size`` pending events; the number handled."""
+    now = timezone.now()
+    with transaction.atomic():
+        claim = (
+            WebhookEvent.objects.filter(status=WebhookEvent.Status.PENDING)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            .order_by("id")
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            claim = claim.select_for_update(skip_locked=True)
+        events = list(claim[:batch_size])
+        for event in events:
+            _process_one(event)
+    return len(events)
+
+
+def _process_one(event: WebhookEvent) -> None:
+    event.attempts += 1
+    try:
+        with transaction.atomic():
+            processing.process_event(event)
+    except processing.Unprocessable as exc:
+        event.status = WebhookEvent.Status.QUARANTINED
+        event.last_error = str(exc)[:2000]
+        count("webhook.quarantined")
+        logger.warning("webhook event %s quarantined: %s", event.pk, exc)
+    except Exception as exc:
+        # A bug or a passing failure: retry later, and quarantine an event that keeps failing.
+        event.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+        if event.attempts >= MAX_ATTEMPTS:
+            event.status = WebhookEvent.Status.QUARANTINED
+            count("webhook.quarantined")
+        else:
+            event.next_attempt_at = timezone.now() + _backoff(event.attempts)
+        logger.exception("webhook event %s failed (attempt %s)", event.pk, event.attempts)
+    else:
+        event.status = WebhookEvent.Status.PROCESSED
+        event.processed_at = timezone.now()
+        event.last_error = ""
+    event.save(
+        update_fields=["status", "attempts", "next_attempt_at", "last_error", "processed_at"]
+    )
+
+
+def drain(*, time_budget: float = 10.0, batch_size: int = BATCH_SIZE) -> int:
+    """Process pending events until none are left or the time budget is spent."""
+    deadline = time.monotonic() + time_budget
+    total = 0
+    while time.monotonic() < deadline:
+        handled = drain_batch(batch_size)
+        total += handled
+        if handled == 0:
+            break
+    return total
+
+
+def wait_for_events(timeout: float) -> bool:
+    """Block until the ingest notifies (PostgreSQL) or ``timeout`` passes; True if notified."""
+    if connection.vendor != "postgresql":
+        time.sleep(timeout)
+        return False
+    try:
+        connection.ensure_connection()
+        raw = connection.connection
+        with raw.cursor() as cursor:
+            cursor.execute("LISTEN webhook_events")
+        notified = False
+        for _ in raw.notifies(timeout=timeout, stop_after=1):
+            notified = True
+        return notified
+    except DatabaseError:
+        connection.close()
+        time.sleep(min(timeout, 1.0))
+        return False
