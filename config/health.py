@@ -68,6 +68,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": ok, "checks": checks}, status=200 if ok else 503)
 
 
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Web readiness: the database answers, so webhooks can be stored and acknowledged.
+
+    Redis and workers are left out on purpose: their outage delays processing, and must not
+    take the web pods out of service while ingest still works.
+    """
+    database = _check_database()
+    return JsonResponse({"ok": database["ok"]}, status=200 if database["ok"] else 503)
+
+
 def livez(request: HttpRequest) -> JsonResponse:
     """Liveness: the process serves requests (dependencies are readiness's business)."""
     return JsonResponse({"ok": True})

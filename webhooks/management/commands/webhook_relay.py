@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -19,12 +20,19 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--interval", type=float, default=1.0, help="poll interval, seconds")
         parser.add_argument("--once", action="store_true", help="check once and exit")
+        parser.add_argument(
+            "--heartbeat-file", default="", help="touched every round, for liveness probes"
+        )
 
-    def handle(self, *args: Any, interval: float, once: bool, **options: Any) -> None:
+    def handle(
+        self, *args: Any, interval: float, once: bool, heartbeat_file: str, **options: Any
+    ) -> None:
         from webhooks.tasks import drain
 
         last_kick = 0.0
         while True:
+            if heartbeat_file:
+                Path(heartbeat_file).touch()
             notified = False if once else relay.wait_for_events(interval)
             try:
                 waiting = notified or relay.pending_exists()
