@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("VAR_DIR", ROOT / "var"))
 PORT = int(os.environ.get("DEMO_PORT", "8000"))
 SANDBOX_PORT = int(os.environ.get("DEMO_SANDBOX_PORT", "8765"))
+SANDBOX_URL = f"http://127.0.0.1:{SANDBOX_PORT}"
 
 
 def _env() -> dict[str, str]:
@@ -32,12 +34,36 @@ def _env() -> dict[str, str]:
     }
     for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         env.pop(name, None)  # the demo always runs on the embedded defaults
-    if (ROOT / "integrations" / "meta" / "sandbox" / "__main__.py").exists():
-        env.update(
-            META_GRAPH_URL=f"http://127.0.0.1:{SANDBOX_PORT}/facebook",
-            META_INSTAGRAM_GRAPH_URL=f"http://127.0.0.1:{SANDBOX_PORT}/instagram",
-        )
+    # The sandbox's default world stands in for the Meta apps: these are its ids and secrets.
+    env.update(
+        META_GRAPH_URL=f"{SANDBOX_URL}/facebook",
+        META_INSTAGRAM_GRAPH_URL=f"{SANDBOX_URL}/instagram",
+        META_APP_ID="880000000000001",
+        META_APP_SECRET="sbx0meta0app0secret0000000000001",  # noqa: S106 (sandbox world)
+        META_INSTAGRAM_APP_ID="990000000000001",
+        META_INSTAGRAM_APP_SECRET="sbx0instagram0app0secret00000001",  # noqa: S106
+        META_WEBHOOK_VERIFY_TOKEN=_verify_token(),
+    )
     return env
+
+
+def _verify_token() -> str:
+    path = VAR / "webhook-verify-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def _sandbox_control(path: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(  # noqa: S310 (local URL)
+        f"{SANDBOX_URL}/_sandbox/{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return dict(json.loads(response.read() or b"{}"))
 
 
 def _run(*args: str) -> str:
@@ -105,17 +131,16 @@ def main() -> int:
         ],
     }
     commands["relay"] = [sys.executable, "manage.py", "webhook_relay", "--interval", "0.5"]
-    if "META_GRAPH_URL" in _env():
-        commands["sandbox"] = [
-            sys.executable,
-            "-m",
-            "integrations.meta.sandbox",
-            "serve",
-            "--port",
-            str(SANDBOX_PORT),
-            "--state",
-            str(VAR / "sandbox.db"),
-        ]
+    commands["sandbox"] = [
+        sys.executable,
+        "-m",
+        "integrations.meta.sandbox",
+        "serve",
+        "--port",
+        str(SANDBOX_PORT),
+        "--state",
+        str(VAR / "sandbox.db"),
+    ]
     processes: dict[str, subprocess.Popen[bytes]] = {}
     for name, command in commands.items():
         out = (logs / f"{name}.log").open("ab")
@@ -139,6 +164,18 @@ def main() -> int:
     if not _wait_http(f"http://127.0.0.1:{PORT}/livez"):
         print(f"The web server did not start; see {logs / 'web.log'}", file=sys.stderr)
         stop()
+    if not _wait_http(f"{SANDBOX_URL}/_sandbox/health"):
+        print(f"The Meta sandbox did not start; see {logs / 'sandbox.log'}", file=sys.stderr)
+        stop()
+    # As a developer would in Meta's app dashboard: point the app's webhooks at the platform.
+    _sandbox_control(
+        "webhooks/config",
+        {
+            "callback_url": f"http://127.0.0.1:{PORT}/webhooks/meta",
+            "verify_token": _env()["META_WEBHOOK_VERIFY_TOKEN"],
+            "verify": True,
+        },
+    )
     print(
         "\n".join(
             [
@@ -150,6 +187,7 @@ def main() -> int:
                 f"    curl -H 'Authorization: Bearer {seeded['api_key']}' "
                 f"http://127.0.0.1:{PORT}/api/v1/tenant",
                 f"  Health: http://127.0.0.1:{PORT}/healthz   Logs: {logs}",
+                f"  Meta sandbox (stands in for Meta): {SANDBOX_URL}/_sandbox/world",
                 "  Emails (sign-up verification, invitations) go to the web and worker logs.",
                 "  Stop with Ctrl-C.",
                 "",
