@@ -1,0 +1,1 @@
+"""Clients for the third-party services the product talks to."""
