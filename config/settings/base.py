@@ -275,7 +275,7 @@ META_APP_ID = env.str("META_APP_ID", default="")
 META_APP_SECRET = env.str("META_APP_SECRET", default="")
 META_INSTAGRAM_APP_ID = env.str("META_INSTAGRAM_APP_ID", default="")
 META_INSTAGRAM_APP_SECRET = env.str("META_INSTAGRAM_APP_SECRET", default="")
-META_GRAPH_VERSION = env.str("META_GRAPH_VERSION", default="v23.0")
+META_GRAPH_VERSION = env.str("META_GRAPH_VERSION", default="v25.0")
 META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com")
 META_INSTAGRAM_GRAPH_URL = env.str(
     "META_INSTAGRAM_GRAPH_URL", default="https://graph.instagram.com"
