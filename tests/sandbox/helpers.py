@@ -24,11 +24,11 @@ CREATOR_TOKEN = world.IG_TOKENS[world.IG_CREATOR]
 
 
 def fb(sbx: RunningSandbox, path: str) -> str:
-    return f"{sbx.facebook_url}/v23.0/{path.lstrip('/')}"
+    return f"{sbx.facebook_url}/v25.0/{path.lstrip('/')}"
 
 
 def ig(sbx: RunningSandbox, path: str) -> str:
-    return f"{sbx.instagram_url}/v23.0/{path.lstrip('/')}"
+    return f"{sbx.instagram_url}/v25.0/{path.lstrip('/')}"
 
 
 def send_fb(sbx: RunningSandbox, body: dict[str, Any], token: str = ACME_TOKEN) -> Any:

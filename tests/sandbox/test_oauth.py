@@ -25,7 +25,7 @@ def _query(location: str) -> dict[str, str]:
 
 
 def test_facebook_dialog_click_through(sandbox: RunningSandbox) -> None:
-    dialog = f"{sandbox.facebook_url}/v23.0/dialog/oauth"
+    dialog = f"{sandbox.facebook_url}/v25.0/dialog/oauth"
     params = {
         "client_id": world.APP_ID,
         "redirect_uri": REDIRECT,
@@ -120,7 +120,7 @@ def test_facebook_dialog_click_through(sandbox: RunningSandbox) -> None:
 
 
 def test_facebook_dialog_refusal(sandbox: RunningSandbox) -> None:
-    dialog = f"{sandbox.facebook_url}/v23.0/dialog/oauth"
+    dialog = f"{sandbox.facebook_url}/v25.0/dialog/oauth"
     params = {"client_id": world.APP_ID, "redirect_uri": REDIRECT, "state": "s1"}
     page = requests.get(dialog, params=params, timeout=TIMEOUT)
     form = [*_hidden_fields(page.text).items(), ("action", "deny")]
@@ -226,7 +226,7 @@ def test_instagram_dialog_refusal_and_auto_modes(sandbox: RunningSandbox) -> Non
     )
     assert "code" in _query(auto.headers["Location"].removesuffix("#_"))
     sandbox.control("POST", "oauth/auto", {"mode": "deny"})
-    dialog = f"{sandbox.facebook_url}/v23.0/dialog/oauth"
+    dialog = f"{sandbox.facebook_url}/v25.0/dialog/oauth"
     fb_auto = requests.get(
         dialog,
         params={"client_id": world.APP_ID, "redirect_uri": REDIRECT, "state": "y"},
@@ -238,7 +238,7 @@ def test_instagram_dialog_refusal_and_auto_modes(sandbox: RunningSandbox) -> Non
 
 def test_dialog_rejects_unknown_client(sandbox: RunningSandbox) -> None:
     page = requests.get(
-        f"{sandbox.facebook_url}/v23.0/dialog/oauth",
+        f"{sandbox.facebook_url}/v25.0/dialog/oauth",
         params={"client_id": "1", "redirect_uri": REDIRECT},
         timeout=TIMEOUT,
     )

@@ -85,7 +85,7 @@ def test_cli_server_persists_state_across_restarts(tmp_path: Path) -> None:
     process = _start(port, state)
     try:
         me = requests.get(
-            f"http://127.0.0.1:{port}/facebook/v23.0/me",
+            f"http://127.0.0.1:{port}/facebook/v25.0/me",
             params={"access_token": "EAAGsbxUser10000000000000001"},
             timeout=5,
         ).json()

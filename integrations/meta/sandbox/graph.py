@@ -944,7 +944,7 @@ def app_subscriptions(ctx: Ctx, node: str) -> dict[str, Any] | Callable[[], dict
                     "object": sub.object,
                     "callback_url": sub.callback_url,
                     "active": sub.active,
-                    "fields": [{"name": f, "version": "v23.0"} for f in sub.fields],
+                    "fields": [{"name": f, "version": "v25.0"} for f in sub.fields],
                 }
                 for sub in app.subscriptions.values()
             ]
