@@ -15,9 +15,19 @@ from tests.factories import MembershipFactory, TenantFactory, UserFactory
 
 @pytest.fixture(autouse=True)
 def _clear_cache() -> None:
-    from django.core.cache import cache
+    """Forget this run's cached values (rate limits, heartbeats) before each test.
 
-    cache.clear()
+    Only this run's keys go: the Redis database is shared with the broker and with other
+    test runs on the machine, which a FLUSHDB would break.
+    """
+    import redis
+    from django.conf import settings
+
+    prefix = settings.CACHES["default"].get("KEY_PREFIX", "")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

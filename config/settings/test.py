@@ -6,7 +6,10 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/igdm")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
 os.environ.setdefault("FIELD_ENCRYPTION_KEYS", "ZmRlYnVnLWtleS1mb3ItdGVzdHMtb25seS0xMjM0NTY=")
-os.environ.setdefault("CACHE_KEY_PREFIX", "igdm-test")
+# One id per test run, shared with the worker processes a run starts: its broker keys, cache
+# keys and database are its own, so parallel runs on one machine never see each other's work.
+TEST_RUN_ID = os.environ.setdefault("TEST_RUN_ID", str(os.getpid()))
+os.environ.setdefault("CACHE_KEY_PREFIX", f"igdm-test-{TEST_RUN_ID}")
 os.environ.setdefault("ACCOUNT_EMAIL_VERIFICATION", "mandatory")
 os.environ.setdefault("META_APP_ID", "100000000000001")
 os.environ.setdefault("META_APP_SECRET", "test-meta-app-secret")
@@ -15,12 +18,14 @@ os.environ.setdefault("META_INSTAGRAM_APP_SECRET", "test-instagram-app-secret")
 os.environ.setdefault("META_WEBHOOK_VERIFY_TOKEN", "test-verify-token")
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import DATABASES, REST_FRAMEWORK
+from config.settings.base import CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES, REST_FRAMEWORK
 
 DEBUG = False
 # One test database per test process, so parallel runs on one machine never share one.
-DATABASES["default"]["TEST"] = {
-    "NAME": os.environ.get("TEST_DATABASE_NAME", f"test_igdm_{os.getpid()}")
+DATABASES["default"]["TEST"] = {"NAME": f"test_igdm_{TEST_RUN_ID}"}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    **CELERY_BROKER_TRANSPORT_OPTIONS,
+    "global_keyprefix": f"test-{TEST_RUN_ID}:",
 }
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
