@@ -1,0 +1,160 @@
+"""Two fully populated tenants, A and B, and a fingerprint of everything B owns.
+
+Every tenant-owned model needs an entry in SEED_FACTORIES; the matrices fail until it has one.
+Seeded string values carry the tenant's random tag, so finding B's tag in a response A received
+means B's data leaked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps
+from django.db import connection, models
+from django_scopes import scope
+
+from accounts import services
+from accounts.models import ApiKey, ApiScope, Membership, Role, Tenant, User
+from tests.factories import (
+    InstagramAccountFactory,
+    InvitationFactory,
+    MembershipFactory,
+    TenantFactory,
+    UserFactory,
+)
+from tests.isolation.factories import (
+    ApiKeyFactory,
+    CommentFactory,
+    ContactFactory,
+    ConversationFactory,
+    MessageFactory,
+    ReactionFactory,
+)
+from tests.isolation.structure import tenant_models
+
+# Ids no row has: the "nonexistent object" every foreign id is compared with.
+MISSING_ID = 2_147_000_001
+
+Factory = Callable[[Tenant, str, dict[str, models.Model]], models.Model]
+
+SEED_FACTORIES: dict[str, Factory] = {
+    "accounts.Membership": lambda t, tag, _: MembershipFactory.create(
+        tenant=t, role=Role.VIEWER, user=UserFactory.create(email=f"viewer-{tag}@example.com")
+    ),
+    "accounts.Invitation": lambda t, tag, _: InvitationFactory.create(
+        tenant=t, email=f"invitee-{tag}@example.com", token_hash=secrets.token_hex(32)
+    ),
+    "accounts.ApiKey": lambda t, tag, _: ApiKeyFactory.create(tenant=t, name=f"crm key {tag}"),
+    "accounts.InstagramAccount": lambda t, tag, _: InstagramAccountFactory.create(
+        tenant=t,
+        ig_user_id=str(17841400000000000 + secrets.randbelow(10**11)),
+        username=f"brand_{tag}",
+        name=f"Brand {tag}",
+        access_token=f"EAAG-{tag}-page-token",
+    ),
+    "messaging.Contact": lambda t, tag, seeded: ContactFactory.create(
+        account=seeded["accounts.InstagramAccount"],
+        username=f"customer_{tag}",
+        name=f"Customer {tag}",
+    ),
+    "messaging.Conversation": lambda t, tag, seeded: ConversationFactory.create(
+        contact=seeded["messaging.Contact"], meta_conversation_id=f"conversation-{tag}"
+    ),
+    "messaging.Message": lambda t, tag, seeded: MessageFactory.create(
+        conversation=seeded["messaging.Conversation"],
+        mid=f"mid-{tag}",
+        text=f"Where is my order? {tag}",
+    ),
+    "messaging.Reaction": lambda t, tag, seeded: ReactionFactory.create(
+        account=seeded["accounts.InstagramAccount"], message_mid=f"mid-{tag}"
+    ),
+    "messaging.Comment": lambda t, tag, seeded: CommentFactory.create(
+        account=seeded["accounts.InstagramAccount"],
+        from_username=f"commenter_{tag}",
+        text=f"How much is it? {tag}",
+    ),
+}
+
+
+@dataclass
+class TenantSeed:
+    tenant: Tenant
+    tag: str
+    owner: Membership
+    agent: Membership
+    objects: dict[str, models.Model] = field(default_factory=dict)
+    api_key: ApiKey | None = None
+    api_secret: str = ""
+
+    def id_of(self, label: str) -> Any:
+        return self.objects[label].pk
+
+    @property
+    def users(self) -> list[User]:
+        with scope(tenant=self.tenant):
+            return [m.user for m in Membership.objects.select_related("user")]
+
+    def fingerprints(self) -> set[str]:
+        """Every seeded string that names this tenant's data."""
+        found = {self.tenant.name}
+        rows: list[models.Model] = [*self.objects.values(), *self.users]
+        for row in rows:
+            for f in row._meta.concrete_fields:
+                value = f.value_from_object(row)
+                if isinstance(value, str) and self.tag in value:
+                    found.add(value)
+        return found
+
+
+def unseeded_tenant_models() -> list[str]:
+    return sorted(
+        m._meta.label
+        for m in tenant_models(apps.get_models())
+        if m._meta.label not in SEED_FACTORIES
+    )
+
+
+def seed_tenant(letter: str) -> TenantSeed:
+    tag = f"{letter.lower()}{secrets.token_hex(6)}"
+    tenant = TenantFactory.create(name=f"Agency {letter} {tag}")
+    owner = MembershipFactory.create(
+        tenant=tenant, role=Role.OWNER, user=UserFactory.create(email=f"owner-{tag}@example.com")
+    )
+    agent = MembershipFactory.create(
+        tenant=tenant, role=Role.AGENT, user=UserFactory.create(email=f"agent-{tag}@example.com")
+    )
+    seed = TenantSeed(tenant=tenant, tag=tag, owner=owner, agent=agent)
+    for label, make in SEED_FACTORIES.items():
+        seed.objects[label] = make(tenant, tag, seed.objects)
+    with scope(tenant=tenant):
+        seed.api_key, seed.api_secret = services.api_key_create(
+            tenant=tenant, name=f"all scopes {tag}", scopes=list(ApiScope.values), created_by=None
+        )
+    return seed
+
+
+def checksum(seed: TenantSeed) -> dict[str, str]:
+    """A digest of every row the tenant owns, its tenant row and its people, read raw."""
+    quote = connection.ops.quote_name
+    digests = {}
+    user_ids = sorted(u.pk for u in seed.users)
+    queries: list[tuple[str, str, list[Any]]] = [
+        (Tenant._meta.db_table, "id = %s", [seed.tenant.pk]),
+        (User._meta.db_table, "id = ANY(%s)", [user_ids]),
+    ]
+    for model in tenant_models(apps.get_models()):
+        column = model._meta.get_field("tenant").column
+        queries.append((model._meta.db_table, f"{quote(column)} = %s", [seed.tenant.pk]))
+    with connection.cursor() as cursor:
+        for table, where, params in queries:
+            cursor.execute(
+                f"SELECT t::text FROM {quote(table)} AS t WHERE {where} ORDER BY t::text",  # noqa: S608
+                params,
+            )
+            rows = [row[0] for row in cursor.fetchall()]
+            digests[table] = f"{len(rows)}:" + hashlib.sha256("\n".join(rows).encode()).hexdigest()
+    return digests

@@ -1,0 +1,203 @@
+"""T1 and T8 for the partner API: every route, every method, with the other tenant's ids.
+
+The routes come from the URL resolver and from the OpenAPI schema; each must be in API_ROUTES,
+which says how to fill its path with tenant B's ids. Tenant A's partner key (every scope) then
+calls each route with B's ids, and with ids no row has:
+
+- object routes answer 404, with exactly the status and body of a nonexistent id (T8);
+- list, singleton and public routes answer without any of B's data;
+- afterwards every row B owns is byte-for-byte unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from accounts.api.base import TenantScopedMixin
+from tests.isolation.conftest import World
+from tests.isolation.seed import MISSING_ID, TenantSeed, checksum
+from tests.isolation.structure import route_shape, view_methods, walk_urls
+
+API_PREFIX = "/api/"
+
+OBJECT, COLLECTION, SINGLETON, PUBLIC = "object", "collection", "singleton", "public"
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    kind: str
+    methods: frozenset[str]
+    # path parameter -> the model whose row of tenant B fills it
+    ids: dict[str, str] = field(default_factory=dict)
+    # request body for write methods, given the tenant whose ids to use
+    body: Any = None
+
+
+def _r(kind: str, *methods: str, **ids: str) -> ApiRoute:
+    return ApiRoute(kind=kind, methods=frozenset(methods), ids=ids)
+
+
+API_ROUTES: dict[str, ApiRoute] = {
+    "/api/v1/tenant": _r(SINGLETON, "GET"),
+    "/api/v1/key": _r(SINGLETON, "GET"),
+    "/api/v1/members": _r(COLLECTION, "GET"),
+    "/api/v1/members/{pk}": _r(OBJECT, "GET", pk="accounts.Membership"),
+    "/api/v1/schema/": _r(PUBLIC, "GET"),
+    "/api/v1/docs/": _r(PUBLIC, "GET"),
+}
+
+
+def _api_views() -> dict[str, Any]:
+    return {route: view for route, view in walk_urls() if route.startswith(API_PREFIX)}
+
+
+def _schema_operations() -> set[tuple[str, str]]:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return {
+        (route_shape(path), method.upper())
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+
+
+# -- coverage: a new route fails until it is in the matrix --------------------------------------
+
+
+def test_every_api_route_is_in_the_matrix() -> None:
+    routes = _api_views()
+    assert sorted(set(routes) - set(API_ROUTES)) == [], "add these routes to API_ROUTES"
+    assert sorted(set(API_ROUTES) - set(routes)) == [], "these API_ROUTES no longer exist"
+    wrong_methods = {
+        route: sorted(view_methods(view) or [])
+        for route, view in routes.items()
+        if view_methods(view) != set(API_ROUTES[route].methods)
+    }
+    assert wrong_methods == {}, "the methods of these routes differ from API_ROUTES"
+
+
+def test_every_schema_operation_is_in_the_matrix() -> None:
+    matrix = {
+        (route_shape(route), method)
+        for route, entry in API_ROUTES.items()
+        for method in entry.methods
+    }
+    assert _schema_operations(), "the schema lists no operation"
+    assert sorted(_schema_operations() - matrix) == []
+
+
+def test_every_tenant_api_view_opens_the_keys_scope() -> None:
+    unscoped = [
+        route
+        for route, view in _api_views().items()
+        if API_ROUTES.get(route, _r(OBJECT)).kind != PUBLIC
+        and not issubclass(getattr(view, "cls", object), TenantScopedMixin)
+    ]
+    assert unscoped == []
+
+
+# -- the matrix ----------------------------------------------------------------------------
+
+
+def _url(route: str, entry: ApiRoute, owner: TenantSeed | None) -> str:
+    values = {p: (owner.id_of(label) if owner else MISSING_ID) for p, label in entry.ids.items()}
+    return route.format(**values)
+
+
+def _call(client: APIClient, method: str, url: str, body: Any) -> tuple[int, Any, str]:
+    if method == "GET":
+        response = client.get(url)
+    else:
+        response = client.generic(
+            method, url, json.dumps(body or {}), content_type="application/json"
+        )
+    text = response.content.decode(errors="replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    return response.status_code, parsed, text
+
+
+def _leaks(text: str, b: TenantSeed) -> list[str]:
+    return sorted(value for value in b.fingerprints() if value in text)
+
+
+def _key_client(seed: TenantSeed) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {seed.api_secret}")
+    return client
+
+
+def test_a_partner_key_of_a_cannot_reach_b(world: World) -> None:
+    a, b = world.a, world.b
+    client = _key_client(a)
+    failures: list[str] = []
+    calls = 0
+    for route, entry in API_ROUTES.items():
+        for method in sorted(entry.methods):
+            calls += 1
+            body_b = entry.body(b) if entry.body else {"tenant": b.tenant.pk}
+            url_b = _url(route, entry, b)
+            if entry.kind in (COLLECTION, SINGLETON) and method == "GET":
+                url_b += f"?tenant={b.tenant.pk}&tenant_id={b.tenant.pk}"
+            status, parsed, text = _call(client, method, url_b, body_b)
+            where = f"{method} {url_b}"
+            if leaked := _leaks(text, b):
+                failures.append(f"{where} shows B's data: {leaked}")
+            if entry.kind == OBJECT:
+                body_missing = entry.body(None) if entry.body else {}
+                missing = _call(client, method, _url(route, entry, None), body_missing)
+                if status != 404:
+                    failures.append(f"{where} answered {status}, not 404")
+                if (status, parsed) != missing[:2]:
+                    failures.append(f"{where} differs from a missing id: {text} vs {missing[2]}")
+            elif status >= 500 or (method == "GET" and status != 200):
+                failures.append(f"{where} answered {status}")
+    assert calls >= len(API_ROUTES)
+    assert failures == []
+    assert checksum(b) == world.b_checksum
+
+
+def test_lists_of_a_show_a_s_rows(world: World) -> None:
+    # The matrix above proves nothing if lists are simply empty: A sees its own members.
+    body = _key_client(world.a).get("/api/v1/members").json()
+    emails = {row["user"]["email"] for row in body["results"]}
+    assert f"owner-{world.a.tag}@example.com" in emails
+    assert not any(world.b.tag in email for email in emails)
+
+
+def test_a_person_s_session_does_not_open_the_partner_api(world: World, client: Any) -> None:
+    client.force_login(world.a.owner.user)
+    failures = []
+    for route, entry in API_ROUTES.items():
+        for method in sorted(entry.methods):
+            url = _url(route, entry, world.b)
+            status, _, text = _call(client, method, url, {})
+            if entry.kind != PUBLIC and status != 401:
+                failures.append(f"{method} {url} answered {status} to a session")
+            if _leaks(text, world.b):
+                failures.append(f"{method} {url} shows B's data")
+    assert failures == []
+    assert checksum(world.b) == world.b_checksum
+
+
+@pytest.mark.parametrize("route", [r for r, e in API_ROUTES.items() if e.kind == OBJECT])
+def test_another_tenants_object_is_indistinguishable_from_a_missing_one(
+    world: World, route: str
+) -> None:
+    entry = API_ROUTES[route]
+    client = _key_client(world.a)
+    foreign = client.get(_url(route, entry, world.b))
+    missing = client.get(_url(route, entry, None))
+    own = client.get(_url(route, entry, world.a))
+    assert own.status_code == 200
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.json() == missing.json()
+    assert foreign["Content-Type"] == missing["Content-Type"]

@@ -1,0 +1,248 @@
+"""T1 and T8 for the web pages: every page, as A's owner and A's agent, with B's ids.
+
+Every non-API URL pattern (walked from the resolver at test time) is either in PAGES, which
+says how to fill its parameters with tenant B's ids, or under an excluded prefix with a reason.
+Then, as A's owner and as A's agent:
+
+- a page with an object in its path answers 404 for GET and POST with B's id, exactly as for
+  an id no row has (a 403 or 405 is accepted only when the page answers it for every id: the
+  person lacks the capability, or the page takes no such method);
+- a page without an object answers 200 or a redirect (never a 5xx), POSTs carrying B's ids in
+  the body change nothing of B's, and no response shows any of B's data;
+- afterwards every row B owns is byte-for-byte unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import User
+from accounts.tenancy import SESSION_TENANT_KEY
+from tests.isolation.conftest import World
+from tests.isolation.seed import MISSING_ID, TenantSeed, checksum
+from tests.isolation.structure import walk_urls
+
+# Prefixes that are not a member's pages, each with its reason (and its own test below).
+EXCLUDED = {
+    "/accounts/": "sign-in, sign-up and a person's own account (allauth)",
+    "/static/": "static files",
+    "/platform-admin/": "platform staff only: members are sent to its login",
+    "/healthz": "readiness probe, no tenant data",
+    "/livez": "liveness probe, no tenant data",
+    "/readyz": "web readiness probe, no tenant data",
+    "/api/": "the partner API: test_api_matrix.py",
+    "/webhooks/": "Meta's signed deliveries, no person's session",
+}
+
+MISSING_TOKEN = "no-such-invitation-token-0000000000000000000"
+
+
+@dataclass(frozen=True)
+class Page:
+    # path parameter -> the model whose row of tenant B fills it
+    ids: dict[str, str] = field(default_factory=dict)
+    # path parameter -> a secret-like value of B's that must not work (tokens in links)
+    tokens: dict[str, Callable[[TenantSeed], str]] = field(default_factory=dict)
+    # POST body given the tenant whose ids to use (None: a missing object's ids)
+    post: Callable[[TenantSeed | None], dict[str, Any]] | None = None
+
+
+def _b_ids(seed: TenantSeed | None) -> dict[str, Any]:
+    tenant_id = seed.tenant.pk if seed else MISSING_ID
+    return {"tenant": tenant_id, "tenant_id": tenant_id}
+
+
+PAGES: dict[str, Page] = {
+    # Pages about one object of the workspace.
+    "/members/{membership_id}/role/": Page(
+        ids={"membership_id": "accounts.Membership"}, post=lambda s: {"role": "admin"}
+    ),
+    "/members/{membership_id}/remove/": Page(ids={"membership_id": "accounts.Membership"}),
+    "/members/invitations/{invitation_id}/revoke/": Page(
+        ids={"invitation_id": "accounts.Invitation"}
+    ),
+    "/api-keys/{api_key_id}/revoke/": Page(ids={"api_key_id": "accounts.ApiKey"}),
+    # The invitation link: its token is the key. B's stored hash is not a token.
+    "/invitations/{token}/": Page(
+        tokens={"token": lambda s: s.objects["accounts.Invitation"].token_hash}  # type: ignore[attr-defined]
+    ),
+    # Pages without an object in the path; POSTs carry B's ids in the body.
+    "/": Page(),
+    "/instagram-accounts/": Page(),
+    "/workspaces/switch/": Page(post=_b_ids),
+    "/workspaces/new/": Page(post=lambda s: {"name": "Side project", **_b_ids(s)}),
+    "/members/": Page(),
+    "/members/invitations/": Page(
+        post=lambda s: {"email": "someone@example.com", "role": "agent", **_b_ids(s)}
+    ),
+    "/api-keys/": Page(),
+    "/api-keys/new/": Page(
+        post=lambda s: {"name": "Helpdesk", "scopes": ["members:read"], **_b_ids(s)}
+    ),
+    "/settings/": Page(post=lambda s: {"name": "Agency A renamed", **_b_ids(s)}),
+}
+
+CSRF = re.compile(r"[A-Za-z0-9]{64}")
+
+
+def _pages() -> list[str]:
+    return sorted(route for route, _ in walk_urls() if not route.startswith(tuple(EXCLUDED)))
+
+
+def _has_object(page: Page) -> bool:
+    return bool(page.ids or page.tokens)
+
+
+def _url(route: str, page: Page, seed: TenantSeed | None) -> str:
+    values: dict[str, Any] = {}
+    for param, label in page.ids.items():
+        values[param] = seed.id_of(label) if seed else MISSING_ID
+    for param, make in page.tokens.items():
+        values[param] = make(seed) if seed else MISSING_TOKEN
+    return route.format(**values)
+
+
+def _client(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _request(user: User, method: str, url: str, data: dict[str, Any]) -> tuple[int, str, Client]:
+    client = _client(user)
+    response = client.get(url) if method == "GET" else client.post(url, data)
+    return response.status_code, CSRF.sub("-", response.content.decode(errors="replace")), client
+
+
+def _leaks(text: str, b: TenantSeed) -> list[str]:
+    return sorted(value for value in b.fingerprints() if value in text)
+
+
+# -- coverage ------------------------------------------------------------------------------
+
+
+def test_every_page_is_in_the_matrix() -> None:
+    pages = _pages()
+    assert "/" in pages
+    assert sorted(set(pages) - set(PAGES)) == [], "add these pages to PAGES"
+    assert sorted(set(PAGES) - set(pages)) == [], "these PAGES no longer exist"
+
+
+def test_every_path_parameter_is_filled() -> None:
+    unfilled = {
+        route: sorted(set(re.findall(r"\{(\w+)\}", route)) - set(page.ids) - set(page.tokens))
+        for route, page in PAGES.items()
+    }
+    assert {route: params for route, params in unfilled.items() if params} == {}
+
+
+# -- the matrix ----------------------------------------------------------------------------
+
+
+def _check_object_page(route: str, page: Page, world: World) -> list[str]:
+    failures = []
+    for role, member in (("owner", world.a.owner), ("agent", world.a.agent)):
+        for method in ("GET", "POST"):
+            url_b, url_missing = _url(route, page, world.b), _url(route, page, None)
+            body_b = page.post(world.b) if page.post else _b_ids(world.b)
+            body_missing = page.post(None) if page.post else _b_ids(None)
+            status, text, _ = _request(member.user, method, url_b, body_b)
+            missing_status, missing_text, _ = _request(
+                member.user, method, url_missing, body_missing
+            )
+            where = f"{role} {method} {url_b}"
+            if leaked := _leaks(text, world.b):
+                failures.append(f"{where} shows B's data: {leaked}")
+            if (status, text) != (missing_status, missing_text):
+                failures.append(f"{where} answered {status}, a missing id {missing_status}")
+            allowed = {404, 405} if role == "owner" else {403, 404, 405}
+            if status not in allowed:
+                failures.append(f"{where} answered {status}")
+    return failures
+
+
+def _check_plain_page(route: str, page: Page, world: World) -> list[str]:
+    failures = []
+    for role, member in (("owner", world.a.owner), ("agent", world.a.agent)):
+        status, text, _ = _request(member.user, "GET", route, {})
+        if leaked := _leaks(text, world.b):
+            failures.append(f"{role} GET {route} shows B's data: {leaked}")
+        allowed = {200, 302, 405} if role == "owner" else {200, 302, 403, 405}
+        if status not in allowed:
+            failures.append(f"{role} GET {route} answered {status}")
+        if page.post is None:
+            continue
+        status, text, client = _request(member.user, "POST", route, page.post(world.b))
+        if leaked := _leaks(text, world.b):
+            failures.append(f"{role} POST {route} shows B's data: {leaked}")
+        if status >= 500:
+            failures.append(f"{role} POST {route} answered {status}")
+        if client.session.get(SESSION_TENANT_KEY) == world.b.tenant.pk:
+            failures.append(f"{role} POST {route} made B the active workspace")
+    return failures
+
+
+def test_members_of_a_cannot_reach_b_through_any_page(world: World) -> None:
+    failures: list[str] = []
+    for route in _pages():
+        page = PAGES.get(route)
+        if page is None:
+            continue  # reported by test_every_page_is_in_the_matrix
+        check = _check_object_page if _has_object(page) else _check_plain_page
+        failures += check(route, page, world)
+    assert failures == []
+    assert checksum(world.b) == world.b_checksum
+
+
+@pytest.mark.parametrize(
+    ("route", "label"),
+    [(route, label) for route, page in PAGES.items() for label in page.ids.values()],
+)
+def test_own_objects_are_reachable_so_the_404s_mean_something(
+    world: World, route: str, label: str
+) -> None:
+    page = PAGES[route]
+    url = _url(route, page, world.a)
+    status, _, _ = _request(world.a.owner.user, "GET", url, {})
+    if status == 405:  # an action page: it takes a POST
+        status, _, _ = _request(
+            world.a.owner.user, "POST", url, page.post(world.a) if page.post else {}
+        )
+    assert status in (200, 302)
+
+
+def test_switching_to_another_tenant_is_refused(world: World) -> None:
+    client = _client(world.a.owner.user)
+    client.get("/")
+    response = client.post(reverse("frontend:tenant_switch"), {"tenant_id": world.b.tenant.pk})
+    assert response.status_code in (403, 404)
+    assert client.session.get(SESSION_TENANT_KEY) == world.a.tenant.pk
+
+
+# -- excluded prefixes ---------------------------------------------------------------------
+
+
+def test_platform_admin_sends_members_to_its_login(world: World) -> None:
+    for member in (world.a.owner, world.a.agent):
+        response = _client(member.user).get("/platform-admin/")
+        assert response.status_code == 302
+        assert response["Location"].startswith("/platform-admin/login/")
+
+
+def test_meta_webhook_refuses_unsigned_deliveries(world: World) -> None:
+    client = _client(world.a.owner.user)
+    body = f'{{"object": "instagram", "entry": [{{"id": "{world.b.tenant.pk}"}}]}}'
+    assert client.post("/webhooks/meta", body, content_type="application/json").status_code in (
+        400,
+        401,
+        403,
+    )
+    assert client.get("/webhooks/meta").status_code in (400, 403)
+    assert checksum(world.b) == world.b_checksum
