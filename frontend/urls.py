@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from frontend import views
 
@@ -23,4 +23,5 @@ urlpatterns = [
     path("api-keys/new/", views.api_key_create, name="api_key_create"),
     path("api-keys/<int:api_key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("settings/", views.settings_page, name="settings"),
+    path("", include("frontend.onboarding.urls")),
 ]

@@ -95,7 +95,7 @@ def home(request: HttpRequest) -> HttpResponse:
         return render(
             request, "frontend/no_workspace.html", {"form": forms.WorkspaceForm(), "section": ""}
         )
-    accounts = list(selectors.instagram_account_list())
+    accounts = list(selectors.instagram_account_list(membership=membership))
     can_manage_members = membership_can(membership, Capability.MANAGE_MEMBERS)
     context = {
         "section": "inbox",
@@ -116,12 +116,10 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @member_required()
 def instagram_accounts(request: HttpRequest) -> HttpResponse:
-    context = {
-        "section": "accounts",
-        "accounts": selectors.instagram_account_list(),
-        "can_manage_accounts": membership_can(_acting(request), Capability.MANAGE_ACCOUNTS),
-    }
-    return render(request, "frontend/instagram_accounts.html", context)
+    # The accounts list, with each account's health, lives with the onboarding pages.
+    from frontend.onboarding.views import account_list
+
+    return account_list(request)
 
 
 @require_POST
@@ -297,9 +295,7 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
 
 def _invitation_refused(request: HttpRequest, reason: str, *, status: int) -> HttpResponse:
     request.session.pop(PENDING_INVITATION_KEY, None)
-    return render(
-        request, "frontend/invitation_invalid.html", {"reason": reason}, status=status
-    )
+    return render(request, "frontend/invitation_invalid.html", {"reason": reason}, status=status)
 
 
 @never_cache

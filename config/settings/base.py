@@ -156,6 +156,7 @@ ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mand
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.WorkspaceSignupForm"
 ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "Relay: "
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
 ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_RATE_LIMITS = {
@@ -168,7 +169,7 @@ ACCOUNT_RATE_LIMITS = {
 LOGIN_REDIRECT_URL = "frontend:home"
 LOGIN_URL = "account_login"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Inbox <no-reply@localhost>")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Relay <no-reply@localhost>")
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -197,7 +198,7 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
 }
 SPECTACULAR_SETTINGS = {
-    "TITLE": "Instagram Inbox Partner API",
+    "TITLE": "Relay Partner API",
     "DESCRIPTION": (
         "Read and answer the Instagram Direct inboxes of a workspace. Authenticate with "
         "`Authorization: Bearer <key>`; a key belongs to one workspace and carries scopes."
@@ -266,6 +267,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=30),
         "options": {"expires": 25},
     },
+    # Instagram Login tokens last 60 days: refreshed once fewer than 20 remain.
+    "accounts-refresh-instagram-tokens": {
+        "task": "accounts.refresh_instagram_tokens",
+        "schedule": timedelta(hours=6),
+        "options": {"expires": 3600},
+    },
+    # Every connected account's token and webhook subscription, checked once a day.
+    "accounts-check-account-tokens": {
+        "task": "accounts.check_account_tokens",
+        "schedule": timedelta(hours=1),
+        "options": {"expires": 1800},
+    },
 }
 # A worker is healthy if it wrote a heartbeat within this many seconds.
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=90)
@@ -280,6 +293,14 @@ META_GRAPH_URL = env.str("META_GRAPH_URL", default="https://graph.facebook.com")
 META_INSTAGRAM_GRAPH_URL = env.str(
     "META_INSTAGRAM_GRAPH_URL", default="https://graph.instagram.com"
 )
+# Where people log in with Meta. Meta's own pages; the demo points them at the sandbox.
+META_FACEBOOK_DIALOG_URL = env.str("META_FACEBOOK_DIALOG_URL", default="https://www.facebook.com")
+META_INSTAGRAM_AUTHORIZE_URL = env.str(
+    "META_INSTAGRAM_AUTHORIZE_URL", default="https://www.instagram.com/oauth/authorize"
+)
+META_INSTAGRAM_API_URL = env.str("META_INSTAGRAM_API_URL", default="https://api.instagram.com")
+# A Facebook Login for Business configuration id; without one the dialog asks for scopes.
+META_FACEBOOK_CONFIG_ID = env.str("META_FACEBOOK_CONFIG_ID", default="")
 META_WEBHOOK_VERIFY_TOKEN = env.str("META_WEBHOOK_VERIFY_TOKEN", default="")
 META_TIMEOUT_SECONDS = env.float("META_TIMEOUT_SECONDS", default=10.0)
 # Meta's batches stay under about 2 MB; anything far larger is refused with 413 unread.

@@ -1,0 +1,1 @@
+"""The read-only web inbox: conversations and threads as people read them."""
