@@ -588,9 +588,14 @@ class ThreadOwner:
         first = _unwrap_data(body)
         owner = as_dict(first.get("thread_owner")) or {}
         expiry = None
-        for key in ("expiration", "expiration_time", "expires_at", "thread_control_expiration"):
-            if key in owner:
-                expiry = epoch_seconds_to_datetime(owner.get(key))
+        # Name and place of the expiry are unconfirmed: look inside ``thread_owner`` and
+        # beside it in the data item.
+        for source in (owner, first):
+            for key in ("expiration", "expiration_time", "expires_at", "thread_control_expiration"):
+                if key in source:
+                    expiry = epoch_seconds_to_datetime(source.get(key))
+                    break
+            if expiry is not None:
                 break
         return cls(app_id=as_str(owner.get("app_id")), expires_at=expiry)
 

@@ -469,6 +469,7 @@ def _dispatch(svc: SandboxService, req: Request, parts: list[str]) -> Any:
                     str(owner),
                     previous=previous,
                     metadata=body.get("metadata"),
+                    action="take",
                 )
             sb.mark_dirty()
             return {"conversation_id": conv.id, "thread_owner": conv.owner_app_id}

@@ -69,3 +69,18 @@ def parse_fields(spec: str | None, depth: int = 0) -> dict[str, FieldSel]:
                 sel.extra[key] = value
         result[sel.name] = sel
     return result
+
+
+def render_fields(sel: dict[str, FieldSel]) -> str:
+    """The `fields=` text of a parsed selection (inverse of `parse_fields`)."""
+    parts: list[str] = []
+    for item in sel.values():
+        text = item.name
+        if item.limit is not None:
+            text += f".limit({item.limit})"
+        for key, value in item.extra.items():
+            text += f".{key}({value})"
+        if item.sub:
+            text += "{" + render_fields(item.sub) + "}"
+        parts.append(text)
+    return ",".join(parts)

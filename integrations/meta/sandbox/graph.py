@@ -22,7 +22,7 @@ from .errors import (
     no_object,
     nonexisting_field,
 )
-from .fields import FieldSel, parse_fields
+from .fields import FieldSel, parse_fields, render_fields
 from .models import (
     INSTAGRAM_INBOX_APP_ID,
     App,
@@ -399,8 +399,13 @@ def paginate(
     after: str | None = None,
     before: str | None = None,
     next_path: str | None = None,
+    next_query: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Cursor pagination over items already in display order; `key` must be increasing."""
+    """Cursor pagination over items already in display order; `key` must be increasing.
+
+    `next_path`/`next_query` serve nested edges: their `next`/`previous` links address the
+    edge itself with the edge's own selection, as Meta's do (the outer query is not copied).
+    """
     size = limit or DEFAULT_LIMIT
     size = max(1, min(size, 100))
     if after:
@@ -424,7 +429,12 @@ def paginate(
         first, last = encode_cursor(key(window[0])), encode_cursor(key(window[-1]))
         paging: dict[str, Any] = {"cursors": {"before": first, "after": last}}
         base = next_path or ctx.req.path
-        query = {k: v for k, v in ctx.req.query.items() if k not in ("after", "before")}
+        if next_query is not None:
+            token_keys = ("access_token", "appsecret_proof")
+            query = {k: v for k, v in ctx.req.query.items() if k in token_keys}
+            query.update(next_query)
+        else:
+            query = {k: v for k, v in ctx.req.query.items() if k not in ("after", "before")}
         if limit is not None:
             query["limit"] = str(size)
         if has_more_after:
@@ -617,6 +627,7 @@ def conversation_messages(
         after=after,
         before=before,
         next_path=None if top_level else _edge_path(ctx, conv.id, "messages"),
+        next_query=None if top_level else ({"fields": render_fields(sub)} if sub else {}),
     )
 
 
@@ -1224,7 +1235,9 @@ def thread_control(ctx: Ctx, node: str, action: str) -> dict[str, Any]:
                 "(#10) Conversation routing does not allow this app to take control of the thread.",
                 subcode=2018300,
             )
-        sending.set_owner(sb, account, conv, app.id, previous=owner, metadata=metadata)
+        sending.set_owner(
+            sb, account, conv, app.id, previous=owner, metadata=metadata, action="take"
+        )
     elif action == "release_thread_control":
         if owner != app.id:
             raise GraphError(100, "(#100) The app is not the thread owner", subcode=2534037)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from . import graph
@@ -69,11 +69,17 @@ def set_owner(
     *,
     previous: str | None,
     metadata: Any,
+    action: Literal["pass", "take"] = "pass",
 ) -> None:
+    """Give the thread to `new_owner` and queue the routing webhook.
+
+    `action` says how ownership moved: the previous owner passed it (`pass_thread_control`)
+    or the new owner took it (`take_thread_control`).
+    """
     now = sb.now_ms()
     conv.owner_app_id = new_owner
     conv.owner_expires_ms = now + DAY_MS
-    key = "pass_thread_control" if previous != new_owner else "take_thread_control"
+    key = f"{action}_thread_control"
     value: dict[str, Any] = {"new_owner_app_id": new_owner}
     if previous:
         value["previous_owner_app_id"] = previous
