@@ -6,6 +6,7 @@ from config import health
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include(("accounts.api.urls", "accounts"), namespace="accounts-api")),
+    path("", include(("messaging.api.urls", "messaging"), namespace="messaging-api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
@@ -18,5 +19,6 @@ urlpatterns = [
     path("webhooks/", include("webhooks.urls")),
     path("accounts/", include("allauth.urls")),
     path("platform-admin/", admin.site.urls),
+    path("inbox/", include("frontend.inbox.urls")),
     path("", include("frontend.urls")),
 ]

@@ -83,6 +83,9 @@ class Conversation(models.Model):
     window_opened_by = models.CharField(max_length=16, choices=WindowOpener.choices, blank=True)
     # Everything the business sent up to this moment has been seen by the customer.
     customer_read_up_to = models.DateTimeField(null=True, blank=True)
+    # The customer's latest read receipt, kept until the message it names is stored.
+    customer_read_mid = models.CharField(max_length=1024, blank=True)
+    customer_read_at = models.DateTimeField(null=True, blank=True)
     meta_conversation_id = models.CharField(max_length=128, blank=True)
     # Another app owns the thread (conversation routing): its events arrive as standby.
     owned_by_other_app = models.BooleanField(default=False)
@@ -138,6 +141,7 @@ class Message(models.Model):
         STORY_REPLY = "story_reply", "Story reply"
         POST_SHARE = "post_share", "Shared post"
         REEL_SHARE = "reel_share", "Shared reel"
+        STORY_SHARE = "story_share", "Shared story"
         STICKER = "sticker", "Sticker"
         TEMPLATE = "template", "Template"
         POSTBACK = "postback", "Button tap"
@@ -224,7 +228,8 @@ class Reaction(models.Model):
     actor = models.CharField(max_length=16, choices=Actor.choices)
     emoji = models.CharField(max_length=32, blank=True)
     reaction = models.CharField(max_length=32, blank=True)  # Meta's name, e.g. "love"
-    reacted_at = models.DateTimeField()
+    reacted_at = models.DateTimeField()  # when it was last set or removed
+    removed_at = models.DateTimeField(null=True, blank=True)  # unreacted: not shown
 
     objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
 
@@ -270,3 +275,57 @@ class Comment(models.Model):
 
     def __str__(self) -> str:
         return f"comment {self.comment_id}"
+
+
+# -- Backfill --------------------------------------------------------------------------------
+
+
+class BackfillJob(models.Model):
+    """One import of an account's history through the Conversations API, resumable by cursor.
+
+    ``cursor`` is Meta's ``after`` cursor of the last page of conversations fully imported, so
+    a run that stops anywhere picks up at the next page; the counts grow with that cursor.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(
+        InstagramAccount, on_delete=models.CASCADE, related_name="backfill_jobs"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    conversations_done = models.PositiveIntegerField(default=0)
+    # A running estimate of how many conversations the account has (exact once done).
+    conversations_estimate = models.PositiveIntegerField(null=True, blank=True)
+    messages_done = models.PositiveIntegerField(default=0)
+    cursor = models.CharField(max_length=2000, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="backfill_one_active_per_account",
+            )
+        ]
+        indexes: ClassVar = [
+            models.Index(fields=["account", "-created_at"], name="backfill_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"backfill {self.pk} of {self.account_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)

@@ -1,12 +1,25 @@
-"""Turning one stored delivery into product state. Runs inside the claiming transaction."""
+"""Turning one stored delivery into product state. Runs inside the claiming transaction.
+
+A delivery is decoded, parsed into typed events and split by the business account each event
+names (the entry id). Each account's events run inside that account's tenant scope, opened by
+the webhook router; nothing is ever looked up by a customer id alone. Dashboard test deliveries
+are acknowledged and ignored; events for accounts nobody has connected are counted and kept in
+the stored delivery: if nothing in a delivery could be routed, it is quarantined.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from typing import Any
 
+from integrations.meta import webhooks as meta_events
+from messaging.services import inbound
+from messaging.services.common import InvalidInboundEvent
+from webhooks.metrics import count
 from webhooks.models import WebhookEvent
+from webhooks.router import routed_to_account
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +70,75 @@ def decode_body(raw_body: bytes) -> dict[str, Any]:
     return payload
 
 
-def process_event(event: WebhookEvent) -> None:
-    decode_body(bytes(event.raw_body))
-    # Routing and event handling arrive with the inbound messaging pipeline.
+def _order(event: meta_events.WebhookEvent) -> tuple[str, int]:
+    # One lock order for every worker (customer by customer), and Meta's time within a thread.
+    return (event.customer_id or "", event.timestamp_ms or 0)
+
+
+def process_event(event: WebhookEvent) -> str:
+    """Apply one stored delivery; a note about what was left aside ("" when nothing was).
+
+    Raises ``Unprocessable`` when nothing in it can ever be applied.
+    """
+    payload = decode_body(bytes(event.raw_body))
+    batch = meta_events.parse_webhook(payload)
+    if batch.object not in (None, "instagram"):
+        raise Unprocessable(f"deliveries for object {batch.object!r} are not handled")
+
+    by_account: dict[str, list[meta_events.WebhookEvent]] = defaultdict(list)
+    malformed: list[str] = []
+    tests = 0
+    for item in batch.events:
+        if item.is_test:
+            tests += 1
+        elif item.business_id:
+            by_account[item.business_id].append(item)
+        elif isinstance(item, meta_events.UnknownEvent):
+            malformed.append(item.reason)
+        else:
+            by_account[""].append(item)
+    if tests:
+        count("webhook.test_delivery", tests)
+        logger.info("webhook event %s: %d dashboard test event(s) ignored", event.pk, tests)
+
+    routed = 0
+    unrouted: list[str] = []
+    skipped: list[str] = []
+    for business_id in sorted(by_account):
+        items = by_account[business_id]
+        with routed_to_account(business_id) as account:
+            if account is None:
+                count("webhook.unrouted", len(items))
+                unrouted.append(business_id or "(none)")
+                logger.warning(
+                    "webhook event %s: %d event(s) for unknown account %r",
+                    event.pk,
+                    len(items),
+                    business_id[:64],
+                )
+                continue
+            for item in sorted(items, key=_order):
+                try:
+                    outcome = inbound.inbound_event_apply(
+                        account=account, event=item, received_at=event.received_at
+                    )
+                except InvalidInboundEvent as exc:
+                    count("webhook.event_invalid")
+                    skipped.append(f"{item.event_type}: {exc}")
+                    logger.warning("webhook event %s: %s skipped: %s", event.pk, item, exc)
+                    continue
+                routed += 1
+                if outcome.startswith("ignored:"):
+                    count("webhook.event_ignored")
+                    logger.info("webhook event %s: %s %s", event.pk, item.event_type, outcome)
+
+    notes: list[str] = []
+    if unrouted:
+        notes.append("no connected account for ids " + ", ".join(unrouted))
+    if skipped:
+        notes.append("skipped " + "; ".join(skipped))
+    if malformed:
+        notes.append("malformed " + ", ".join(sorted(set(malformed))))
+    if routed == 0 and notes:
+        raise Unprocessable("; ".join(notes))
+    return "; ".join(notes)

@@ -61,9 +61,10 @@ def drain_batch(batch_size: int = BATCH_SIZE) -> int:
 
 def _process_one(event: WebhookEvent) -> None:
     event.attempts += 1
+    note = ""
     try:
         with transaction.atomic():
-            processing.process_event(event)
+            note = processing.process_event(event) or ""
     except processing.Unprocessable as exc:
         event.status = WebhookEvent.Status.QUARANTINED
         event.last_error = str(exc)[:2000]
@@ -81,7 +82,8 @@ def _process_one(event: WebhookEvent) -> None:
     else:
         event.status = WebhookEvent.Status.PROCESSED
         event.processed_at = timezone.now()
-        event.last_error = ""
+        # What was left aside (events for unknown accounts, invalid items): kept for inspection.
+        event.last_error = note[:2000]
     event.save(
         update_fields=["status", "attempts", "next_attempt_at", "last_error", "processed_at"]
     )

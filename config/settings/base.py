@@ -303,6 +303,11 @@ META_INSTAGRAM_API_URL = env.str("META_INSTAGRAM_API_URL", default="https://api.
 META_FACEBOOK_CONFIG_ID = env.str("META_FACEBOOK_CONFIG_ID", default="")
 META_WEBHOOK_VERIFY_TOKEN = env.str("META_WEBHOOK_VERIFY_TOKEN", default="")
 META_TIMEOUT_SECONDS = env.float("META_TIMEOUT_SECONDS", default=10.0)
+# History import through the Conversations API: page size, the pause between calls (Meta allows
+# about 2 calls a second) and how long one task runs before handing over to the next.
+BACKFILL_PAGE_SIZE = env.int("BACKFILL_PAGE_SIZE", default=25)
+BACKFILL_MIN_CALL_INTERVAL = env.float("BACKFILL_MIN_CALL_INTERVAL", default=0.55)
+BACKFILL_RUN_SECONDS = env.int("BACKFILL_RUN_SECONDS", default=120)
 # Meta's batches stay under about 2 MB; anything far larger is refused with 413 unread.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
 

@@ -94,10 +94,14 @@ def _message_view(message: Message, now: datetime) -> MessageView:
 @require_GET
 @member_required()
 def conversation_list(request: HttpRequest) -> HttpResponse:
-    accounts = list(accounts_selectors.instagram_account_list())
+    membership = getattr(request, "membership", None)
+    accounts = list(accounts_selectors.instagram_account_list(membership=membership))
     account_id = request.GET.get("account", "")
     selected = next((a for a in accounts if str(a.pk) == account_id), None)
-    conversations = selectors.conversation_list(account_id=selected.pk if selected else None)
+    conversations = selectors.conversation_list(
+        visible_account_ids=[a.pk for a in accounts],
+        account_id=selected.pk if selected else None,
+    )
     page = Paginator(conversations, PAGE_SIZE).get_page(request.GET.get("page"))
     jobs = selectors.backfill_job_latest_by_account(
         [selected.pk] if selected else [a.pk for a in accounts]
@@ -109,9 +113,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
         "accounts": accounts,
         "selected_account": selected,
         "page": page,
-        "conversations": [
-            (c, selectors.conversation_latest_message(c)) for c in page.object_list
-        ],
+        "conversations": [(c, selectors.conversation_latest_message(c)) for c in page.object_list],
         "imports": imports,
     }
     return render(request, "inbox/conversation_list.html", context)
@@ -120,8 +122,12 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 @member_required()
 def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    membership = getattr(request, "membership", None)
     try:
-        conversation = selectors.conversation_get(conversation_id=conversation_id)
+        conversation = selectors.conversation_get(
+            conversation_id=conversation_id,
+            visible_account_ids=accounts_selectors.visible_account_ids(membership),
+        )
     except ObjectDoesNotExist as exc:
         raise Http404("No such conversation.") from exc
     now = timezone.now()
