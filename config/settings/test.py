@@ -17,8 +17,12 @@ os.environ.setdefault("META_INSTAGRAM_APP_ID", "200000000000002")
 os.environ.setdefault("META_INSTAGRAM_APP_SECRET", "test-instagram-app-secret")
 os.environ.setdefault("META_WEBHOOK_VERIFY_TOKEN", "test-verify-token")
 
-from config.settings.base import *  # noqa: F403
-from config.settings.base import CELERY_BROKER_TRANSPORT_OPTIONS, DATABASES, REST_FRAMEWORK
+from config.settings.base import *  # noqa: E402, F403
+from config.settings.base import (  # noqa: E402
+    CELERY_BROKER_TRANSPORT_OPTIONS,
+    DATABASES,
+    REST_FRAMEWORK,
+)
 
 DEBUG = False
 # One test database per test process, so parallel runs on one machine never share one.

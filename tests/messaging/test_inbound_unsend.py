@@ -55,7 +55,7 @@ def _unsend(mid: str = MID, business: str = BUSINESS) -> bytes:
 
 def _raw_rows_containing(*needles: str) -> list[tuple[str, str]]:
     """Search every column of every messaging table, as PostgreSQL stores it."""
-    found = []
+    found: list[tuple[str, str]] = []
     with connection.cursor() as cursor:
         for table in MESSAGING_TABLES:
             cursor.execute(f"SELECT t::text FROM {table} AS t")  # noqa: S608 (our table names)
