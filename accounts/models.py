@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, ClassVar, Self
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
@@ -71,6 +72,17 @@ class Membership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
     created_at = models.DateTimeField(auto_now_add=True)
+    # An agent or viewer limited to chosen Instagram accounts sees only those, everywhere.
+    accounts_limited = models.BooleanField(default=False)
+    allowed_accounts: models.ManyToManyField[InstagramAccount, AccountAccess] = (
+        models.ManyToManyField(
+            "InstagramAccount",
+            through="AccountAccess",
+            through_fields=("membership", "account"),
+            related_name="+",
+            blank=True,
+        )
+    )
 
     objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
 
@@ -139,6 +151,27 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
+class MessagingStatus(models.TextChoices):
+    UNKNOWN = "unknown", "Not checked yet"
+    AVAILABLE = "available", "Available"
+    NOT_ELIGIBLE = "not_eligible", "Messaging not available for this account yet"
+    MESSAGE_ACCESS_OFF = "message_access_off", "Message access turned off"
+    MISSING_PERMISSION = "missing_permission", "Permission missing"
+
+
+class AccountHealth(models.TextChoices):
+    """An account's state as its health page shows it."""
+
+    ACTIVE = "active", "Active"
+    NEEDS_REAUTH = "needs_reauth", "Needs reconnect"
+    NOT_ELIGIBLE = "not_eligible", "Not eligible"
+    MESSAGE_ACCESS_OFF = "message_access_off", "Message access off"
+    DISCONNECTED = "disconnected", "Disconnected"
+
+
+HEALTH_LABELS = dict(AccountHealth.choices)
+
+
 class InstagramAccount(models.Model):
     """A client's Instagram Professional account connected to one tenant."""
 
@@ -152,8 +185,9 @@ class InstagramAccount(models.Model):
         DISCONNECTED = "disconnected", "Disconnected"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="instagram_accounts")
-    # Meta's Instagram professional account id: unique across the platform.
-    ig_user_id = models.CharField(max_length=64, unique=True)
+    # Meta's Instagram professional account id: connected to one tenant at a time (a
+    # disconnected row keeps its history and no longer holds the id).
+    ig_user_id = models.CharField(max_length=64, db_index=True)
     username = models.CharField(max_length=64, blank=True)
     name = models.CharField(max_length=120, blank=True)
     login_kind = models.CharField(max_length=16, choices=LoginKind.choices)
@@ -162,7 +196,171 @@ class InstagramAccount(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     connected_at = models.DateTimeField(auto_now_add=True)
 
+    # Who connected it, as Meta knows them: the Facebook user (Facebook Login) or the
+    # app-scoped Instagram id (Instagram Login). The deauthorize callback names one of them.
+    connected_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    meta_user_id = models.CharField(max_length=64, blank=True, db_index=True)
+    account_type = models.CharField(max_length=32, blank=True)  # Business or Media_Creator
+    page_name = models.CharField(max_length=200, blank=True)
+
+    # The token: when it expires (None: it does not), when it was issued or last refreshed,
+    # when its health was last checked.
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    token_issued_at = models.DateTimeField(null=True, blank=True)
+    token_checked_at = models.DateTimeField(null=True, blank=True)
+    granted_permissions = models.JSONField(default=list, blank=True)
+    missing_permissions = models.JSONField(default=list, blank=True)
+
+    # Webhooks: whether the account is subscribed to the app, as last checked with Meta.
+    webhook_subscribed = models.BooleanField(default=False)
+    subscribed_fields = models.JSONField(default=list, blank=True)
+    subscription_checked_at = models.DateTimeField(null=True, blank=True)
+
+    messaging_status = models.CharField(
+        max_length=24, choices=MessagingStatus.choices, default=MessagingStatus.UNKNOWN
+    )
+    messaging_checked_at = models.DateTimeField(null=True, blank=True)
+
+    # Filled by the inbound pipeline, the sender and every Graph call that fails.
+    last_webhook_at = models.DateTimeField(null=True, blank=True)
+    last_send_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    needs_reauth_since = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+
     objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["ig_user_id"],
+                condition=~models.Q(status="disconnected"),
+                name="instagram_account_connected_once",
+            ),
+            models.UniqueConstraint(
+                fields=["tenant", "ig_user_id"], name="instagram_account_once_per_tenant"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"@{self.username or self.ig_user_id}"
+
+    @property
+    def health(self) -> str:
+        """One word for the account's state, as the health page shows it."""
+        if self.status != self.Status.ACTIVE:
+            return self.status
+        if self.messaging_status in (
+            MessagingStatus.NOT_ELIGIBLE,
+            MessagingStatus.MESSAGE_ACCESS_OFF,
+        ):
+            return self.messaging_status
+        return self.status
+
+    @property
+    def health_label(self) -> str:
+        return HEALTH_LABELS[self.health]
+
+    @property
+    def is_creator(self) -> bool:
+        return self.account_type.lower() in ("media_creator", "creator")
+
+
+class AccountAccess(models.Model):
+    """One Instagram account an agent limited to chosen accounts may see."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    membership = models.ForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="account_access"
+    )
+    account = models.ForeignKey(InstagramAccount, on_delete=models.CASCADE, related_name="+")
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["membership", "account"], name="account_access_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.membership_id} may see {self.account_id}"
+
+
+class OnboardingLink(models.Model):
+    """A link an agency sends a client so they connect their accounts themselves.
+
+    Single use, with an expiry. Only the token's hash is stored. A reconnect link names the
+    account it is for.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Not opened yet"
+        OPENED = "opened", "Opened"
+        COMPLETED = "completed", "Completed"
+        EXPIRED = "expired", "Expired"
+        REVOKED = "revoked", "Withdrawn"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="onboarding_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    note = models.CharField(max_length=500, blank=True)
+    account = models.ForeignKey(
+        InstagramAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    opened_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    connected_usernames = models.JSONField(default=list, blank=True)
+    sent_to = models.EmailField(blank=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    def __str__(self) -> str:
+        return f"onboarding link {self.pk} of {self.tenant_id}"
+
+    def state_at(self, now: datetime) -> str:
+        if self.completed_at is not None:
+            return self.State.COMPLETED
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        if self.expires_at <= now:
+            return self.State.EXPIRED
+        if self.opened_at is not None:
+            return self.State.OPENED
+        return self.State.PENDING
+
+
+class OnboardingAttempt(models.Model):
+    """One Meta login in progress: what it can reach, until the person picks accounts.
+
+    The tokens it obtained are kept encrypted and only until the attempt is completed or
+    expires; the browser session that started it holds its id and the OAuth state.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    login_kind = models.CharField(max_length=16, choices=InstagramAccount.LoginKind.choices)
+    link = models.ForeignKey(
+        OnboardingLink, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    started_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    meta_user_id = models.CharField(max_length=64, blank=True)
+    # Candidates without secrets (shown to the person), and their tokens (encrypted JSON).
+    candidates = models.JSONField(default=list, blank=True)
+    secrets = EncryptedTextField(blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    def __str__(self) -> str:
+        return f"onboarding attempt {self.pk} of {self.tenant_id}"

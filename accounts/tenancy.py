@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django_scopes import scope, scopes_disabled
 
-from accounts.models import ApiKey, Invitation, Membership, Tenant
+from accounts.models import ApiKey, InstagramAccount, Invitation, Membership, OnboardingLink, Tenant
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -70,6 +73,80 @@ def invitation_by_token(token: str) -> Invitation | None:
 def api_key_by_prefix(prefix: str) -> ApiKey | None:
     with scopes_disabled():
         return ApiKey.objects.filter(prefix=prefix).select_related("tenant").first()
+
+
+def onboarding_link_by_token(token: str) -> OnboardingLink | None:
+    """A client onboarding link by the secret in its URL (the client has no account here)."""
+    with scopes_disabled():
+        return (
+            OnboardingLink.objects.filter(token_hash=secret_hash(token))
+            .select_related("tenant")
+            .first()
+        )
+
+
+def instagram_account_holder_any_tenant(ig_user_id: str) -> int | None:
+    """The id of the tenant an Instagram account is connected to now, if any.
+
+    Only the id leaves this function: a refusal must never name the other tenant.
+    """
+    with scopes_disabled():
+        return (
+            InstagramAccount.objects.filter(ig_user_id=ig_user_id)
+            .exclude(status=InstagramAccount.Status.DISCONNECTED)
+            .values_list("tenant_id", flat=True)
+            .first()
+        )
+
+
+def instagram_accounts_of_meta_user_any_tenant(meta_user_id: str) -> list[tuple[int, int]]:
+    """(tenant id, account id) of the accounts a person connected, for the deauthorize callback.
+
+    Meta names the person by their app-scoped Facebook id (Facebook Login) or by an Instagram
+    id (Instagram Login), so both are matched.
+    """
+    if not meta_user_id:
+        return []
+    with scopes_disabled():
+        return list(
+            InstagramAccount.objects.filter(
+                Q(meta_user_id=meta_user_id)
+                | Q(ig_user_id=meta_user_id, login_kind=InstagramAccount.LoginKind.INSTAGRAM)
+            )
+            .exclude(status=InstagramAccount.Status.DISCONNECTED)
+            .values_list("tenant_id", "pk")
+        )
+
+
+def instagram_accounts_due_any_tenant(
+    *,
+    login_kind: str | None = None,
+    expiring_before: datetime | None = None,
+    checked_before: datetime | None = None,
+) -> list[tuple[int, int]]:
+    """(tenant id, account id) of connected accounts whose token needs upkeep (beat tasks)."""
+    with scopes_disabled():
+        accounts = InstagramAccount.objects.filter(status=InstagramAccount.Status.ACTIVE)
+        if login_kind is not None:
+            accounts = accounts.filter(login_kind=login_kind)
+        if expiring_before is not None:
+            accounts = accounts.filter(token_expires_at__lt=expiring_before)
+        if checked_before is not None:
+            accounts = accounts.filter(
+                Q(token_checked_at__isnull=True) | Q(token_checked_at__lt=checked_before)
+            )
+        return list(accounts.order_by("pk").values_list("tenant_id", "pk"))
+
+
+@contextmanager
+def scope_of_trusted_row(row: OnboardingLink) -> Iterator[None]:
+    """Open the scope of the tenant owning a row found above by its secret.
+
+    The client who opens an onboarding link has no membership: the link's token is the key,
+    and it names the one tenant the client's accounts will land in.
+    """
+    with scope(tenant=row.tenant_id):
+        yield
 
 
 # -- people: the request middleware ----------------------------------------------------------

@@ -38,6 +38,10 @@ def _env() -> dict[str, str]:
     env.update(
         META_GRAPH_URL=f"{SANDBOX_URL}/facebook",
         META_INSTAGRAM_GRAPH_URL=f"{SANDBOX_URL}/instagram",
+        # The sandbox's own login dialogs stand in for Facebook's and Instagram's.
+        META_FACEBOOK_DIALOG_URL=f"{SANDBOX_URL}/facebook",
+        META_INSTAGRAM_AUTHORIZE_URL=f"{SANDBOX_URL}/instagram/oauth/authorize",
+        META_INSTAGRAM_API_URL=f"{SANDBOX_URL}/instagram",
         META_APP_ID="880000000000001",
         META_APP_SECRET="sbx0meta0app0secret0000000000001",  # noqa: S106 (sandbox world)
         META_INSTAGRAM_APP_ID="990000000000001",

@@ -218,6 +218,11 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"ApiKey": []}],
+    "ENUM_NAME_OVERRIDES": {
+        "InstagramAccountStatusEnum": "accounts.models.InstagramAccount.Status",
+        "AccountHealthEnum": "accounts.models.AccountHealth",
+        "OnboardingLinkStateEnum": "accounts.models.OnboardingLink.State",
+    },
 }
 
 # Celery.

@@ -10,18 +10,14 @@ from frontend.onboarding import views
 
 urlpatterns = [
     path("instagram-accounts/connect/", views.connect, name="onboarding_connect"),
-    path(
-        "instagram-accounts/connect/<int:attempt_id>/", views.pick, name="onboarding_pick"
-    ),
+    path("instagram-accounts/connect/pick/", views.pick, name="onboarding_pick"),
     path("instagram-accounts/links/", views.links, name="onboarding_links"),
     path(
         "instagram-accounts/links/<int:link_id>/revoke/",
         views.link_revoke,
         name="onboarding_link_revoke",
     ),
-    path(
-        "instagram-accounts/<int:account_id>/", views.account_health, name="onboarding_account"
-    ),
+    path("instagram-accounts/<int:account_id>/", views.account_health, name="onboarding_account"),
     path(
         "instagram-accounts/<int:account_id>/check/",
         views.account_check,
@@ -42,7 +38,19 @@ urlpatterns = [
         views.member_accounts,
         name="onboarding_member_accounts",
     ),
-    path("onboarding/callback/<str:login_kind>/", views.callback, name="onboarding_callback"),
+    # The redirect URIs registered with Meta, one per login.
+    path(
+        "onboarding/callback/facebook/",
+        views.callback,
+        {"login_kind": "facebook"},
+        name="onboarding_callback_facebook",
+    ),
+    path(
+        "onboarding/callback/instagram/",
+        views.callback,
+        {"login_kind": "instagram"},
+        name="onboarding_callback_instagram",
+    ),
     path("connect/<str:token>/", views.client_start, name="onboarding_client"),
     path("connect/<str:token>/accounts/", views.client_pick, name="onboarding_client_pick"),
 ]

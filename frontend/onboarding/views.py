@@ -27,7 +27,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import onboarding, selectors, tenancy
 from accounts.exceptions import AccountsError
-from accounts.models import InstagramAccount, Membership, OnboardingAttempt, OnboardingLink, Role
+from accounts.models import (
+    InstagramAccount,
+    Membership,
+    OnboardingAttempt,
+    OnboardingLink,
+    Role,
+)
 from accounts.roles import Capability, membership_can
 from frontend.views import member_required
 
@@ -51,7 +57,7 @@ def _found(selector: Any, **kwargs: Any) -> Any:
 
 def _callback_url(login_kind: str) -> str:
     """The redirect URI registered with Meta: one per login, on the public site URL."""
-    path = reverse("frontend:onboarding_callback", args=[login_kind])
+    path = reverse(f"frontend:onboarding_callback_{login_kind}")
     return f"{settings.SITE_URL.rstrip('/')}{path}"
 
 
@@ -98,9 +104,7 @@ def account_list(request: HttpRequest) -> HttpResponse:
 @member_required()
 def account_health(request: HttpRequest, account_id: int) -> HttpResponse:
     membership = _membership(request)
-    account = _found(
-        selectors.instagram_account_get, account_id=account_id, membership=membership
-    )
+    account = _found(selectors.instagram_account_get, account_id=account_id, membership=membership)
     can_manage = membership_can(membership, Capability.MANAGE_ACCOUNTS)
     context = {
         "section": "accounts",
@@ -117,8 +121,12 @@ def account_health(request: HttpRequest, account_id: int) -> HttpResponse:
 @member_required(Capability.MANAGE_ACCOUNTS)
 def account_check(request: HttpRequest, account_id: int) -> HttpResponse:
     account = _found(selectors.instagram_account_get, account_id=account_id)
-    account = onboarding.instagram_account_verify(account=account)
-    messages.success(request, f"@{account.username or account.ig_user_id} was checked with Meta.")
+    onboarding.instagram_account_check_soon(account=account)
+    messages.success(
+        request,
+        f"@{account.username or account.ig_user_id} is being checked with Meta. "
+        "Reload this page in a moment.",
+    )
     return redirect("frontend:onboarding_account", account_id=account.pk)
 
 
@@ -185,9 +193,11 @@ def callback(request: HttpRequest, login_kind: str) -> HttpResponse:
     flow = request.session.get(FLOW_KEY) or {}
     client = bool(flow.get("link_token"))
     state = request.GET.get("state", "")
+    if not flow:
+        messages.warning(request, "No login was in progress here. Start again to connect.")
+        return redirect("frontend:onboarding_connect")
     if (
-        not flow
-        or flow.get("kind") != login_kind
+        flow.get("kind") != login_kind
         or not state
         or not constant_time_compare(state, flow.get("state", ""))
     ):
@@ -238,14 +248,7 @@ def callback(request: HttpRequest, login_kind: str) -> HttpResponse:
         return _refused(request, exc.message, client=False)
     flow["attempt_id"] = attempt.pk
     request.session[FLOW_KEY] = flow
-    return redirect("frontend:onboarding_pick", attempt_id=attempt.pk)
-
-
-def _session_attempt(request: HttpRequest, attempt_id: int) -> OnboardingAttempt:
-    flow = request.session.get(FLOW_KEY) or {}
-    if flow.get("attempt_id") != attempt_id:
-        raise Http404
-    return _found(selectors.onboarding_attempt_get, attempt_id=attempt_id)
+    return redirect("frontend:onboarding_pick")
 
 
 def _pick_context(attempt: OnboardingAttempt, **extra: Any) -> dict[str, Any]:
@@ -263,8 +266,16 @@ def _pick_context(attempt: OnboardingAttempt, **extra: Any) -> dict[str, Any]:
 @never_cache
 @require_http_methods(["GET", "POST"])
 @member_required(Capability.MANAGE_ACCOUNTS)
-def pick(request: HttpRequest, attempt_id: int) -> HttpResponse:
-    attempt = _session_attempt(request, attempt_id)
+def pick(request: HttpRequest) -> HttpResponse:
+    """The accounts the login in this session can reach; the person picks which to connect."""
+    flow = request.session.get(FLOW_KEY) or {}
+    try:
+        attempt = selectors.onboarding_attempt_get(attempt_id=int(flow.get("attempt_id") or 0))
+    except ObjectDoesNotExist:
+        attempt = None
+    if attempt is None or flow.get("link_token"):
+        messages.warning(request, "That login is over. Start again to connect accounts.")
+        return redirect("frontend:onboarding_connect")
     if request.method == "POST":
         try:
             outcome = onboarding.onboarding_connect(
@@ -369,8 +380,7 @@ def _client_callback(
         onboarding.onboarding_link_check(link)
     except AccountsError as exc:
         return _refused(request, exc.message, client=True, status=410)
-    assert link is not None
-    if link.tenant_id != flow.get("tenant_id"):
+    if link is None or link.tenant_id != flow.get("tenant_id"):
         raise Http404
     with tenancy.scope_of_trusted_row(link):
         try:

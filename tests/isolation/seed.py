@@ -18,7 +18,17 @@ from django.db import connection, models
 from django_scopes import scope
 
 from accounts import services
-from accounts.models import ApiKey, ApiScope, Membership, Role, Tenant, User
+from accounts.models import (
+    AccountAccess,
+    ApiKey,
+    ApiScope,
+    Membership,
+    OnboardingAttempt,
+    OnboardingLink,
+    Role,
+    Tenant,
+    User,
+)
 from tests.factories import (
     InstagramAccountFactory,
     InvitationFactory,
@@ -40,6 +50,20 @@ from tests.isolation.structure import tenant_models
 MISSING_ID = 2_147_000_001
 
 Factory = Callable[[Tenant, str, dict[str, models.Model]], models.Model]
+
+
+def _in_scope(tenant: Tenant, make: Callable[[], models.Model]) -> models.Model:
+    with scope(tenant=tenant):
+        return make()
+
+
+def _in_a_week() -> Any:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return timezone.now() + timedelta(days=7)
+
 
 SEED_FACTORIES: dict[str, Factory] = {
     "accounts.Membership": lambda t, tag, _: MembershipFactory.create(
@@ -71,6 +95,34 @@ SEED_FACTORIES: dict[str, Factory] = {
     ),
     "messaging.Reaction": lambda t, tag, seeded: ReactionFactory.create(
         account=seeded["accounts.InstagramAccount"], message_mid=f"mid-{tag}"
+    ),
+    "accounts.AccountAccess": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: AccountAccess.objects.create(
+            tenant=t,
+            membership=seeded["accounts.Membership"],  # type: ignore[misc]
+            account=seeded["accounts.InstagramAccount"],  # type: ignore[misc]
+        ),
+    ),
+    "accounts.OnboardingLink": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: OnboardingLink.objects.create(
+            tenant=t,
+            token_hash=secrets.token_hex(32),
+            note=f"client link {tag}",
+            account=seeded["accounts.InstagramAccount"],  # type: ignore[misc]
+            expires_at=_in_a_week(),
+        ),
+    ),
+    "accounts.OnboardingAttempt": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: OnboardingAttempt.objects.create(
+            tenant=t,
+            login_kind="facebook",
+            link=seeded["accounts.OnboardingLink"],  # type: ignore[misc]
+            expires_at=_in_a_week(),
+            candidates=[{"ig_user_id": "17841400000000009", "username": f"candidate_{tag}"}],
+        ),
     ),
     "messaging.Comment": lambda t, tag, seeded: CommentFactory.create(
         account=seeded["accounts.InstagramAccount"],

@@ -48,6 +48,16 @@ API_ROUTES: dict[str, ApiRoute] = {
     "/api/v1/key": _r(SINGLETON, "GET"),
     "/api/v1/members": _r(COLLECTION, "GET"),
     "/api/v1/members/{pk}": _r(OBJECT, "GET", pk="accounts.Membership"),
+    "/api/v1/accounts": _r(COLLECTION, "GET"),
+    "/api/v1/accounts/{pk}": _r(OBJECT, "GET", pk="accounts.InstagramAccount"),
+    "/api/v1/onboarding-links": ApiRoute(
+        kind=COLLECTION,
+        methods=frozenset({"GET", "POST"}),
+        body=lambda s: {
+            "note": "for a client",
+            "account_id": s.id_of("accounts.InstagramAccount") if s else MISSING_ID,
+        },
+    ),
     "/api/v1/schema/": _r(PUBLIC, "GET"),
     "/api/v1/docs/": _r(PUBLIC, "GET"),
 }

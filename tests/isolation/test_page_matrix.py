@@ -87,6 +87,39 @@ PAGES: dict[str, Page] = {
         post=lambda s: {"name": "Helpdesk", "scopes": ["members:read"], **_b_ids(s)}
     ),
     "/settings/": Page(post=lambda s: {"name": "Agency A renamed", **_b_ids(s)}),
+    # Instagram accounts: connecting, health, client links, agents' account access.
+    "/instagram-accounts/{account_id}/": Page(ids={"account_id": "accounts.InstagramAccount"}),
+    "/instagram-accounts/{account_id}/check/": Page(
+        ids={"account_id": "accounts.InstagramAccount"}
+    ),
+    "/instagram-accounts/{account_id}/disconnect/": Page(
+        ids={"account_id": "accounts.InstagramAccount"}, post=lambda s: {"conversations": "erase"}
+    ),
+    "/instagram-accounts/{account_id}/reconnect-link/": Page(
+        ids={"account_id": "accounts.InstagramAccount"}
+    ),
+    "/instagram-accounts/links/{link_id}/revoke/": Page(ids={"link_id": "accounts.OnboardingLink"}),
+    "/members/{membership_id}/accounts/": Page(
+        ids={"membership_id": "accounts.Membership"},
+        post=lambda s: {
+            "limited": "yes",
+            "account": [s.id_of("accounts.InstagramAccount") if s else MISSING_ID],
+        },
+    ),
+    "/instagram-accounts/connect/": Page(post=lambda s: {"login_kind": "facebook", **_b_ids(s)}),
+    "/instagram-accounts/connect/pick/": Page(
+        post=lambda s: {"account": ["17841400000000009"], **_b_ids(s)}
+    ),
+    "/instagram-accounts/links/": Page(post=lambda s: {"note": "for a client", **_b_ids(s)}),
+    "/onboarding/callback/facebook/": Page(),
+    "/onboarding/callback/instagram/": Page(),
+    # A client's link: its token is the key. B's stored hash is not a token.
+    "/connect/{token}/": Page(
+        tokens={"token": lambda s: s.objects["accounts.OnboardingLink"].token_hash}  # type: ignore[attr-defined]
+    ),
+    "/connect/{token}/accounts/": Page(
+        tokens={"token": lambda s: s.objects["accounts.OnboardingLink"].token_hash}  # type: ignore[attr-defined]
+    ),
 }
 
 CSRF = re.compile(r"[A-Za-z0-9]{64}")

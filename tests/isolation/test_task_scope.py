@@ -21,6 +21,12 @@ from tests.isolation.structure import PROBE_TENANT_ID
 TENANTLESS_TASKS = {
     "maintenance.heartbeat": "records that a worker is alive; reads no tenant rows",
     "webhooks.drain": "claims stored Meta events; the webhook router opens each event's tenant",
+    "accounts.refresh_instagram_tokens": (
+        "beat: lists due accounts through accounts.tenancy and queues one tenant task each"
+    ),
+    "accounts.check_account_tokens": (
+        "beat: lists due accounts through accounts.tenancy and queues one tenant task each"
+    ),
 }
 
 # Every function wrapped by `tenant_task` shares the wrapper's code object.
