@@ -30,6 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts import tenancy
@@ -599,7 +600,11 @@ def instagram_account_record_error(*, account: InstagramAccount, error: MetaErro
 
 
 def instagram_account_record_webhook(*, account: InstagramAccount) -> None:
-    InstagramAccount.objects.filter(pk=account.pk).update(last_webhook_at=timezone.now())
+    """Remember that Meta delivered for this account: written at most every 30 s under load."""
+    now = timezone.now()
+    InstagramAccount.objects.filter(pk=account.pk).filter(
+        Q(last_webhook_at__isnull=True) | Q(last_webhook_at__lt=now - timedelta(seconds=30))
+    ).update(last_webhook_at=now)
 
 
 def instagram_account_record_send(*, account: InstagramAccount) -> None:

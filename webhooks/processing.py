@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
+from accounts import onboarding as accounts_onboarding
 from integrations.meta import webhooks as meta_events
 from messaging.services import inbound
 from messaging.services.common import InvalidInboundEvent
@@ -117,6 +118,7 @@ def process_event(event: WebhookEvent) -> str:
                     business_id[:64],
                 )
                 continue
+            accounts_onboarding.instagram_account_record_webhook(account=account)
             for item in sorted(items, key=_order):
                 try:
                     outcome = inbound.inbound_event_apply(

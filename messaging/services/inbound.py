@@ -31,9 +31,15 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import onboarding as accounts_onboarding
 from accounts.models import InstagramAccount
 from integrations.meta import webhooks as meta_events
-from integrations.meta.errors import MetaError, MetaRateLimitError, MetaTransientError
+from integrations.meta.errors import (
+    MetaAuthError,
+    MetaError,
+    MetaRateLimitError,
+    MetaTransientError,
+)
 from messaging.models import (
     Comment,
     Contact,
@@ -534,6 +540,9 @@ def contact_profile_refresh(*, contact: Contact) -> Contact:
         raise
     except MetaError as exc:
         logger.info("profile of contact %s not available: %s", contact.pk, type(exc).__name__)
+        if isinstance(exc, MetaAuthError):
+            # The token is dead: the account needs reconnecting, and its admins are told.
+            accounts_onboarding.instagram_account_record_error(account=account, error=exc)
         contact.profile_fetched_at = timezone.now()
         contact.save(update_fields=["profile_fetched_at"])
         return contact

@@ -177,3 +177,26 @@ def test_the_task_ignores_another_tenants_contact(
     with mock.patch("messaging.services.inbound.contact_profile_refresh") as refresh:
         tasks.contact_fetch_profile(other_tenant.pk, _contact(tenant).pk)
     refresh.assert_not_called()
+
+
+@responses.activate
+def test_a_dead_token_found_by_the_profile_fetch_asks_for_a_reconnect(
+    tenant: Tenant, client: Client, account: InstagramAccount
+) -> None:
+    deliver(client, envelope({BUSINESS: [text_message("aWdfP190", "hi")]}))
+    responses.get(
+        PROFILE_URL,
+        json={
+            "error": {
+                "message": "Error validating access token: The session has been invalidated.",
+                "type": "OAuthException",
+                "code": 190,
+                "error_subcode": 460,
+            }
+        },
+        status=400,
+    )
+    tasks.contact_fetch_profile(tenant.pk, _contact(tenant).pk)
+    with scope(tenant=tenant):
+        account.refresh_from_db()
+    assert account.status == InstagramAccount.Status.NEEDS_REAUTH

@@ -219,3 +219,34 @@ def test_a_database_failure_is_retried_not_quarantined(
     assert event.status == WebhookEvent.Status.PENDING
     assert event.next_attempt_at is not None
     assert processing.MAX_NESTING > 0
+
+
+def test_a_delivery_records_when_the_account_last_heard_from_meta(tenant: Tenant) -> None:
+    from django_scopes import scopes_disabled
+
+    account = InstagramAccountFactory(tenant=tenant)
+    assert account.last_webhook_at is None
+    body = meta_json_bytes(
+        {
+            "object": "instagram",
+            "entry": [
+                {
+                    "id": account.ig_user_id,
+                    "time": 1764072000000,
+                    "messaging": [
+                        {
+                            "sender": {"id": "900000000000077"},
+                            "recipient": {"id": account.ig_user_id},
+                            "timestamp": 1764072000000,
+                            "message": {"mid": "aWdfHEARD1", "text": "hello"},
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    services.webhook_event_store(raw_body=body, signed_with="meta")
+    relay.drain()
+    with scopes_disabled():
+        account.refresh_from_db()
+    assert account.last_webhook_at is not None
