@@ -126,6 +126,8 @@ class ApiScope(models.TextChoices):
     MEMBERS_READ = "members:read", "Read members"
     WEBHOOKS_MANAGE = "webhooks:manage", "Manage event callbacks"
     TENANT_READ = "tenant:read", "Read the workspace"
+    COMPLIANCE_MANAGE = "compliance:manage", "Export and erase contacts' data"
+    AUDIT_READ = "audit:read", "Read the audit log"
 
 
 class ApiKey(models.Model):
@@ -364,3 +366,169 @@ class OnboardingAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"onboarding attempt {self.pk} of {self.tenant_id}"
+
+
+# -- Compliance: the audit log, deletion requests, retention, tenant deletion ---------------
+
+
+class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
+    """The audit log is append-only: rows are written once and never changed or removed here.
+
+    A workspace's entries go only with the workspace itself (tenant deletion), which the
+    database allows only to the tenant-deletion service (see the migration's trigger).
+    """
+
+    def update(self, **kwargs: Any) -> int:
+        raise PermissionError("Audit entries cannot be changed.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise PermissionError("Audit entries cannot be deleted.")
+
+
+class AuditEntryManager(models.Manager["AuditEntry"]):
+    def get_queryset(self) -> AuditEntryQuerySet:
+        return AuditEntryQuerySet(self.model, using=self._db)
+
+
+class AuditEntry(models.Model):
+    """Who did what, when: never any message content or personal data of customers."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The actor, kept even after the person or the key is gone (no database constraint).
+    actor_user = models.ForeignKey(
+        User,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_api_key = models.ForeignKey(
+        ApiKey,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # How the actor was shown when it acted: an email, a key's name and prefix, "Meta", "system".
+    actor_label = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(
+        _manager_class=AuditEntryManager, tenant="tenant"
+    )
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(fields=["tenant", "-created_at", "-id"], name="audit_by_tenant_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_label or 'system'} at {self.created_at:%Y-%m-%d}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("Audit entries cannot be changed.")
+        super().save(*args, **kwargs)
+
+
+class DataDeletionRequest(models.Model):
+    """A person's request, through Meta, that we delete their data.
+
+    Not tenant-owned: one person may have connected accounts in several workspaces. The person
+    is kept only as a keyed hash of Meta's app-scoped id, so the row itself names nobody; the
+    confirmation code is the only way to its public status page.
+    """
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        RUNNING = "running", "In progress"
+        DONE = "done", "Completed"
+        FAILED = "failed", "Interrupted, will be retried"
+
+    confirmation_code = models.CharField(max_length=64, unique=True)
+    subject_hash = models.CharField(max_length=64, db_index=True)
+    # Meta's id of the person, encrypted, needed only until the erasure is done: then emptied.
+    subject = EncryptedTextField(blank=True)
+    # Which app's secret signed the request: "meta" (Facebook Login) or "instagram".
+    source = models.CharField(max_length=16, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    # Counts only: {"workspaces": n, "accounts_disconnected": n, "tokens_deleted": n, ...}
+    progress = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["subject_hash"],
+                condition=models.Q(status__in=["received", "running", "failed"]),
+                name="data_deletion_one_open_per_person",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"data deletion request {self.pk} ({self.status})"
+
+
+class TenantCompliance(models.Model):
+    """A workspace's retention policy and what its last nightly run erased."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+")
+    # Message content older than this many days is erased; None keeps it.
+    message_retention_days = models.PositiveIntegerField(null=True, blank=True)
+    # {"<instagram account id>": days}: an account's own period, overriding the workspace's.
+    account_retention_days = models.JSONField(default=dict, blank=True)
+    last_retention_run_at = models.DateTimeField(null=True, blank=True)
+    # {"messages": n, "comments": n, "batches": n, "seconds": s}
+    last_retention_erased = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    def __str__(self) -> str:
+        return f"compliance settings of {self.tenant_id}"
+
+
+class TenantDeletionJob(models.Model):
+    """The erasure of a whole workspace, step by step.
+
+    Not tenant-owned on purpose: it outlives the workspace it erases, so the person who asked
+    can follow its progress to the end, and it stays as the record that the erasure happened.
+    It names the workspace only by id and a hash of its name.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "In progress"
+        DONE = "done", "Completed"
+        FAILED = "failed", "Interrupted, will be retried"
+
+    tenant_id = models.BigIntegerField(db_index=True)
+    tenant_name_hash = models.CharField(max_length=64)
+    requested_by_user_id = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # {"step": name, "done": [names], "counts": {name: n}}
+    progress = models.JSONField(default=dict, blank=True)
+    error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["tenant_id"],
+                condition=models.Q(status__in=["queued", "running", "failed"]),
+                name="tenant_deletion_one_active",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"deletion of workspace {self.tenant_id} ({self.status})"

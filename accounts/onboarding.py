@@ -34,6 +34,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts import tenancy
+from accounts.audit import Action, audit_record
 from accounts.exceptions import AccountsError
 from accounts.models import (
     AccountAccess,
@@ -61,6 +62,7 @@ from integrations.meta.errors import (
     MetaPolicyError,
     Reason,
 )
+from webhooks import partner_events
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +320,7 @@ def _store_account(
             account = (
                 InstagramAccount.objects.select_for_update().filter(ig_user_id=ig_user_id).first()
             )
+            health_before = account.health if account is not None else None
             if account is None:
                 account = InstagramAccount(tenant_id=attempt.tenant_id, ig_user_id=ig_user_id)
             account.username = candidate.get("username") or account.username
@@ -341,6 +344,16 @@ def _store_account(
             account.last_error = ""
             account.last_error_at = None
             account.save()
+            audit_record(
+                tenant=account.tenant_id,
+                action=Action.ACCOUNT_CONNECTED,
+                actor_user=user,
+                actor_label="Client, through an onboarding link" if attempt.link_id else "",
+                target_type="instagram_account",
+                target_id=account.pk,
+                detail={"login": attempt.login_kind},
+            )
+            partner_events.account_health_changed(account=account, previous_health=health_before)
     except IntegrityError:
         # Another tenant connected it at the same moment.
         raise _taken(username) from None
@@ -501,9 +514,11 @@ def instagram_account_verify(
         locked = InstagramAccount.objects.select_for_update().get(pk=account.pk)
         if locked.status == Status.DISCONNECTED:
             return locked
+        health_before = locked.health
         for name, value in updates.items():
             setattr(locked, name, value)
         locked.save(update_fields=list(updates))
+        partner_events.account_health_changed(account=locked, previous_health=health_before)
         if first_connect and locked.messaging_status == MessagingStatus.AVAILABLE:
             tenant_id, account_id = locked.tenant_id, locked.pk
             transaction.on_commit(lambda: enqueue_backfill(tenant_id, account_id))
@@ -563,6 +578,7 @@ def instagram_account_mark_needs_reauth(
         locked = InstagramAccount.objects.select_for_update().get(pk=account.pk)
         if locked.status == Status.DISCONNECTED:
             return locked
+        health_before = locked.health
         first = locked.status != Status.NEEDS_REAUTH
         locked.status = Status.NEEDS_REAUTH
         locked.token_checked_at = now
@@ -574,6 +590,17 @@ def instagram_account_mark_needs_reauth(
         locked.last_error_at = now
         if first:
             locked.needs_reauth_since = now
+            audit_record(
+                tenant=locked.tenant_id,
+                action=Action.ACCOUNT_TOKEN_FAILED,
+                actor_label="Meta",
+                target_type="instagram_account",
+                target_id=locked.pk,
+                detail={
+                    "code": getattr(error, "code", None),
+                    "subcode": getattr(error, "subcode", None),
+                },
+            )
             notice = _needs_reauth_notice(locked)
             if notice is not None:
                 transaction.on_commit(lambda: send_mail(**notice, fail_silently=True))
@@ -586,6 +613,7 @@ def instagram_account_mark_needs_reauth(
                 "needs_reauth_since",
             ]
         )
+        partner_events.account_health_changed(account=locked, previous_health=health_before)
     return locked
 
 
@@ -700,7 +728,10 @@ def _erase_conversations(account: InstagramAccount) -> None:
 
 
 def instagram_account_disconnect(
-    *, account: InstagramAccount, erase_conversations: bool = False
+    *,
+    account: InstagramAccount,
+    erase_conversations: bool = False,
+    actor_user: User | None = None,
 ) -> InstagramAccount:
     """Unsubscribe from webhooks, delete the tokens and, if asked, erase the conversations."""
     if account.access_token and account.status != Status.DISCONNECTED:
@@ -710,14 +741,31 @@ def instagram_account_disconnect(
         except MetaError as exc:
             # The token may already be dead; the account is disconnected all the same.
             logger.info("unsubscribe of account %s failed: %s", account.pk, exc.reason)
-    return _disconnect_locally(account=account, erase_conversations=erase_conversations)
+    return _disconnect_locally(
+        account=account, erase_conversations=erase_conversations, actor_user=actor_user
+    )
 
 
 def _disconnect_locally(
-    *, account: InstagramAccount, erase_conversations: bool
+    *,
+    account: InstagramAccount,
+    erase_conversations: bool,
+    actor_user: User | None = None,
+    action: str = Action.ACCOUNT_DISCONNECTED,
 ) -> InstagramAccount:
     with transaction.atomic():
         locked = InstagramAccount.objects.select_for_update().get(pk=account.pk)
+        if locked.status != Status.DISCONNECTED or erase_conversations:
+            audit_record(
+                tenant=locked.tenant_id,
+                action=action,
+                actor_user=actor_user,
+                actor_label="Meta" if action == Action.ACCOUNT_DEAUTHORIZED else "",
+                target_type="instagram_account",
+                target_id=locked.pk,
+                detail={"conversations_erased": erase_conversations},
+            )
+        health_before = locked.health
         locked.status = Status.DISCONNECTED
         locked.disconnected_at = timezone.now()
         locked.access_token = ""
@@ -734,6 +782,7 @@ def _disconnect_locally(
                 "subscribed_fields",
             ]
         )
+        partner_events.account_health_changed(account=locked, previous_health=health_before)
         if erase_conversations:
             _erase_conversations(locked)
     return locked
@@ -753,7 +802,9 @@ def _deauthorize_account(tenant_id: int, account_id: int) -> None:
     if account is None:
         return
     # Meta already removed the app: no call to make, the tokens only need deleting.
-    _disconnect_locally(account=account, erase_conversations=False)
+    _disconnect_locally(
+        account=account, erase_conversations=False, action=Action.ACCOUNT_DEAUTHORIZED
+    )
 
 
 # -- client onboarding links -------------------------------------------------------------------

@@ -15,6 +15,8 @@ class Capability(StrEnum):
     MANAGE_API_KEYS = "manage_api_keys"  # create and revoke partner API keys
     MANAGE_SETTINGS = "manage_settings"  # workspace settings
     DELETE_TENANT = "delete_tenant"
+    MANAGE_COMPLIANCE = "manage_compliance"  # export and erase contacts, retention
+    READ_AUDIT = "read_audit"  # read the audit log
 
 
 _BY_ROLE: dict[str, frozenset[Capability]] = {

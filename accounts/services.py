@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_scopes import scope
 
 from accounts import tenancy
+from accounts.audit import Action, audit_record
 from accounts.exceptions import AccountsError, InvitationInvalid, LastOwner, PermissionDenied
 from accounts.models import ApiKey, ApiScope, Invitation, Membership, Role, Tenant, User
 from accounts.roles import roles_assignable_by
@@ -29,13 +30,22 @@ def tenant_create_with_owner(*, name: str, owner: User) -> Tenant:
 
 
 @transaction.atomic
-def tenant_rename(*, tenant: Tenant, name: str) -> Tenant:
+def tenant_rename(*, tenant: Tenant, name: str, actor_user: User | None = None) -> Tenant:
     cleaned = " ".join(name.split())
     if not cleaned:
         raise AccountsError("Give the workspace a name.", code="no_name")
     max_length = Tenant._meta.get_field("name").max_length or 120
     if len(cleaned) > max_length:
         raise AccountsError(f"Keep the name under {max_length} characters.", code="name_too_long")
+    if cleaned != tenant.name:
+        audit_record(
+            tenant=tenant,
+            action=Action.SETTINGS_CHANGED,
+            actor_user=actor_user,
+            target_type="tenant",
+            target_id=tenant.pk,
+            detail={"setting": "workspace name"},
+        )
     tenant.name = cleaned
     tenant.save(update_fields=["name"])
     return tenant
@@ -56,6 +66,14 @@ def invitation_create(
         token_hash=tenancy.secret_hash(token),
         invited_by=invited_by,
         expires_at=timezone.now() + INVITATION_TTL,
+    )
+    audit_record(
+        tenant=tenant,
+        action=Action.MEMBER_INVITED,
+        actor_user=invited_by,
+        target_type="invitation",
+        target_id=invitation.pk,
+        detail={"role": role},
     )
     return invitation, token
 
@@ -86,6 +104,15 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
+        if created:
+            audit_record(
+                tenant=invitation.tenant,
+                action=Action.MEMBER_JOINED,
+                actor_user=user,
+                target_type="membership",
+                target_id=membership.pk,
+                detail={"role": membership.role},
+            )
     if created:
         tenant_id, membership_id = membership.tenant_id, membership.pk
         transaction.on_commit(lambda: _enqueue_welcome(tenant_id, membership_id))
@@ -128,7 +155,9 @@ def _owners_left_without(membership: Membership) -> int:
 
 
 @transaction.atomic
-def membership_change_role(*, membership: Membership, role: str, acting_role: str) -> Membership:
+def membership_change_role(
+    *, membership: Membership, role: str, acting_role: str, actor_user: User | None = None
+) -> Membership:
     if role not in Role.values:
         raise AccountsError("Unknown role.")
     allowed = roles_assignable_by(acting_role)
@@ -140,17 +169,36 @@ def membership_change_role(*, membership: Membership, role: str, acting_role: st
         and not _owners_left_without(membership)
     ):
         raise LastOwner("A workspace needs at least one owner.")
+    if role != membership.role:
+        audit_record(
+            tenant=membership.tenant_id,
+            action=Action.MEMBER_ROLE_CHANGED,
+            actor_user=actor_user,
+            target_type="membership",
+            target_id=membership.pk,
+            detail={"from": membership.role, "to": role},
+        )
     membership.role = role
     membership.save(update_fields=["role"])
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, acting_role: str) -> None:
+def membership_remove(
+    *, membership: Membership, acting_role: str, actor_user: User | None = None
+) -> None:
     if membership.role == Role.OWNER and acting_role != Role.OWNER:
         raise PermissionDenied("Only an owner can remove an owner.")
     if membership.role == Role.OWNER and not _owners_left_without(membership):
         raise LastOwner("A workspace needs at least one owner.")
+    audit_record(
+        tenant=membership.tenant_id,
+        action=Action.MEMBER_REMOVED,
+        actor_user=actor_user,
+        target_type="membership",
+        target_id=membership.pk,
+        detail={"role": membership.role, "user": membership.user_id},
+    )
     membership.delete()
 
 
@@ -180,14 +228,30 @@ def api_key_create(
         scopes=sorted(set(scopes)),
         created_by=created_by,
     )
+    audit_record(
+        tenant=tenant,
+        action=Action.API_KEY_CREATED,
+        actor_user=created_by,
+        target_type="api_key",
+        target_id=key.pk,
+        detail={"prefix": prefix, "scopes": key.scopes},
+    )
     return key, full
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def api_key_revoke(*, api_key: ApiKey, actor_user: User | None = None) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            tenant=api_key.tenant_id,
+            action=Action.API_KEY_REVOKED,
+            actor_user=actor_user,
+            target_type="api_key",
+            target_id=api_key.pk,
+            detail={"prefix": api_key.prefix},
+        )
     return api_key
 
 

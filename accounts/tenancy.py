@@ -26,7 +26,16 @@ from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django_scopes import scope, scopes_disabled
 
-from accounts.models import ApiKey, InstagramAccount, Invitation, Membership, OnboardingLink, Tenant
+from accounts.models import (
+    ApiKey,
+    InstagramAccount,
+    Invitation,
+    Membership,
+    OnboardingAttempt,
+    OnboardingLink,
+    Tenant,
+    TenantCompliance,
+)
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -136,6 +145,46 @@ def instagram_accounts_due_any_tenant(
                 Q(token_checked_at__isnull=True) | Q(token_checked_at__lt=checked_before)
             )
         return list(accounts.order_by("pk").values_list("tenant_id", "pk"))
+
+
+def instagram_accounts_naming_meta_user_any_tenant(meta_user_id: str) -> list[tuple[int, int]]:
+    """(tenant id, account id) of every account, connected or not, that names this person.
+
+    For Meta's data-deletion callback: the person's identity leaves disconnected rows too.
+    """
+    if not meta_user_id:
+        return []
+    with scopes_disabled():
+        return list(
+            InstagramAccount.objects.filter(
+                Q(meta_user_id=meta_user_id)
+                | Q(ig_user_id=meta_user_id, login_kind=InstagramAccount.LoginKind.INSTAGRAM)
+            ).values_list("tenant_id", "pk")
+        )
+
+
+def onboarding_attempts_of_meta_user_any_tenant(meta_user_id: str) -> list[tuple[int, int]]:
+    """(tenant id, attempt id) of the logins this person made, for the data-deletion callback."""
+    if not meta_user_id:
+        return []
+    with scopes_disabled():
+        return list(
+            OnboardingAttempt.objects.filter(meta_user_id=meta_user_id).values_list(
+                "tenant_id", "pk"
+            )
+        )
+
+
+def tenants_with_retention_any_tenant() -> list[int]:
+    """Ids of the workspaces that set a retention period (the nightly purge visits them)."""
+    with scopes_disabled():
+        return list(
+            TenantCompliance.objects.filter(
+                Q(message_retention_days__isnull=False) | ~Q(account_retention_days={})
+            )
+            .order_by("tenant_id")
+            .values_list("tenant_id", flat=True)
+        )
 
 
 @contextmanager

@@ -1,12 +1,19 @@
-"""Conventions shared by the whole partner API: one error shape, cursor pages, per-key limits."""
+"""Conventions shared by the whole partner API: one error shape, cursor pages, per-key limits.
+
+Every answer to a partner key carries ``RateLimit-Limit``, ``RateLimit-Remaining`` and
+``RateLimit-Reset`` (seconds until the budget is whole again); a refused one is a 429 with
+``Retry-After``.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions, pagination, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,6 +40,17 @@ def error_body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "detail": detail}}
 
 
+class ApiError(exceptions.APIException):
+    """A refusal with its own stable code, raised by views for a service's refusal."""
+
+    def __init__(self, code: str, message: str, status: int = 400, detail: Any = None) -> None:
+        super().__init__(message, code)
+        self.status_code = status
+        self.error_code = code
+        self.error_message = message
+        self.error_detail = detail
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every API error as ``{"error": {"code", "message", "detail"}}`` with a stable code."""
     # Imported here: ``rest_framework.views`` reads the throttle and pagination classes of this
@@ -41,6 +59,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     if isinstance(exc, AccountsError):
         return Response(error_body(exc.code, exc.message), status=400)
+    if isinstance(exc, ApiError):
+        body = error_body(exc.error_code, exc.error_message, exc.error_detail)
+        return Response(body, status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -51,6 +72,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if not isinstance(exc, exceptions.APIException):
         return response
     code = next((c for t, c in _CODES.items() if isinstance(exc, t)), "error")
+    if isinstance(exc, exceptions.PermissionDenied) and exc.get_codes() == "missing_scope":
+        code = "missing_scope"
     if isinstance(exc, exceptions.ValidationError):
         message, detail = "The request is not valid.", exc.detail
     elif isinstance(exc, exceptions.NotFound):
@@ -79,3 +102,34 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
         if ident is None:
             return None
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        self.key = None
+        allowed = super().allow_request(request, view)
+        if self.key is not None and self.num_requests is not None and self.duration:
+            history = self.history
+            reset = self.duration - (self.now - history[-1]) if history else self.duration
+            # Read by ``RateLimitHeadersMiddleware`` once the response is made.
+            request._request.rate_limit = (  # type: ignore[attr-defined]
+                self.num_requests,
+                max(self.num_requests - len(history), 0),
+                max(math.ceil(reset), 0),
+            )
+        return allowed
+
+
+class RateLimitHeadersMiddleware:
+    """Adds the key's request budget to every partner API response it was counted against."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        budget = getattr(request, "rate_limit", None)
+        if budget is not None:
+            limit, remaining, reset = budget
+            response["RateLimit-Limit"] = str(limit)
+            response["RateLimit-Remaining"] = str(remaining)
+            response["RateLimit-Reset"] = str(reset)
+        return response

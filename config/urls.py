@@ -7,6 +7,7 @@ from config import health
 api_v1: list[URLPattern | URLResolver] = [
     path("", include(("accounts.api.urls", "accounts"), namespace="accounts-api")),
     path("", include(("messaging.api.urls", "messaging"), namespace="messaging-api")),
+    path("", include(("webhooks.api.urls", "webhooks"), namespace="webhooks-api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]
@@ -20,5 +21,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("platform-admin/", admin.site.urls),
     path("inbox/", include("frontend.inbox.urls")),
+    path("settings/", include("frontend.settings_pages.urls")),
     path("", include("frontend.urls")),
 ]

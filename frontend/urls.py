@@ -24,4 +24,5 @@ urlpatterns = [
     path("api-keys/<int:api_key_id>/revoke/", views.api_key_revoke, name="api_key_revoke"),
     path("settings/", views.settings_page, name="settings"),
     path("", include("frontend.onboarding.urls")),
+    path("", include("frontend.compliance.urls")),
 ]

@@ -224,7 +224,10 @@ def member_role(request: HttpRequest, membership_id: int) -> HttpResponse:
     else:
         try:
             services.membership_change_role(
-                membership=member, role=form.cleaned_data["role"], acting_role=acting.role
+                membership=member,
+                role=form.cleaned_data["role"],
+                acting_role=acting.role,
+                actor_user=request.user,  # type: ignore[arg-type]
             )
         except AccountsError as exc:
             error = exc.message
@@ -249,7 +252,11 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
     acting = _acting(request)
     member = _found(selectors.membership_get, membership_id=membership_id)
     try:
-        services.membership_remove(membership=member, acting_role=acting.role)
+        services.membership_remove(
+            membership=member,
+            acting_role=acting.role,
+            actor_user=request.user,  # type: ignore[arg-type]
+        )
     except AccountsError as exc:
         return _render_members(request, row_errors={member.pk: exc.message}, status=400)
     if member.pk == acting.pk:
@@ -389,7 +396,7 @@ def api_key_revoke(request: HttpRequest, api_key_id: int) -> HttpResponse:
     key: ApiKey = _found(selectors.api_key_get, api_key_id=api_key_id)
     if request.method == "POST":
         if key.is_active:
-            services.api_key_revoke(api_key=key)
+            services.api_key_revoke(api_key=key, actor_user=request.user)  # type: ignore[arg-type]
             messages.success(request, f"The key “{key.name}” was revoked. It stops working now.")
         return redirect("frontend:api_keys")
     return render(request, "frontend/api_key_revoke.html", {"section": "api_keys", "key": key})
@@ -409,7 +416,11 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         form = forms.WorkspaceForm(request.POST)
         if form.is_valid():
             try:
-                services.tenant_rename(tenant=acting.tenant, name=form.cleaned_data["name"])
+                services.tenant_rename(
+                    tenant=acting.tenant,
+                    name=form.cleaned_data["name"],
+                    actor_user=request.user,  # type: ignore[arg-type]
+                )
             except AccountsError as exc:
                 form.add_error("name", exc.message)
             else:

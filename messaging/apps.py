@@ -7,4 +7,4 @@ class MessagingConfig(AppConfig):
 
     def ready(self) -> None:
         # Celery's autodiscovery loads only ``tasks.py``; the history import lives apart.
-        from messaging import tasks_backfill  # noqa: F401
+        from messaging import tasks_backfill, tasks_outbound  # noqa: F401

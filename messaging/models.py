@@ -12,6 +12,7 @@ from typing import ClassVar, Self
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django_scopes import ScopedManager
 
 from accounts.models import InstagramAccount, Tenant
@@ -329,3 +330,292 @@ class BackfillJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+# -- Team work -------------------------------------------------------------------------------
+
+
+class Label(models.Model):
+    """A workspace's tag for conversations ("VIP", "Refund", …)."""
+
+    class Color(models.TextChoices):
+        GRAY = "gray", "Gray"
+        RED = "red", "Red"
+        ORANGE = "orange", "Orange"
+        GREEN = "green", "Green"
+        BLUE = "blue", "Blue"
+        VIOLET = "violet", "Violet"
+        PINK = "pink", "Pink"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=40)
+    color = models.CharField(max_length=12, choices=Color.choices, default=Color.BLUE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(Lower("name"), "tenant", name="label_unique_name_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConversationLabel(models.Model):
+    """A label on a conversation: who put it there and when."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="label_links"
+    )
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="conversation_links")
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["conversation", "label"], name="conversation_label_once"
+            )
+        ]
+        indexes: ClassVar = [models.Index(fields=["label", "conversation"], name="label_convs")]
+
+    def __str__(self) -> str:
+        return f"{self.label_id} on {self.conversation_id}"
+
+
+class Note(models.Model):
+    """An internal note on a conversation: seen by the team, never by the customer."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    body = models.TextField(max_length=4000)
+    # Ids of the members the note @mentions (people, so a removed member's mention stays).
+    mentions = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(fields=["conversation", "created_at"], name="note_by_conversation")
+        ]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on {self.conversation_id}"
+
+
+class CannedReply(models.Model):
+    """A saved answer agents insert by typing ``/shortcut`` in the composer."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    shortcut = models.SlugField(max_length=40)
+    body = models.TextField(max_length=1000)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["tenant", "shortcut"], name="canned_reply_unique_shortcut"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"/{self.shortcut}"
+
+
+# -- Outbound --------------------------------------------------------------------------------
+
+
+class MessagingSettings(models.Model):
+    """How a workspace (``account`` empty) or one of its accounts sends.
+
+    An account's row overrides the workspace's row field by field; an empty field (None or
+    "") inherits. The defaults live in ``messaging.policy.DEFAULT_SETTINGS``.
+    """
+
+    class Disclosure(models.TextChoices):
+        ALWAYS = "always", "Always tell customers they are talking to automation"
+        NEVER = "never", "Never add the disclosure"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(
+        InstagramAccount, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # Replies by people up to 7 days after the customer's message (Meta's HUMAN_AGENT tag).
+    human_agent_enabled = models.BooleanField(null=True, blank=True)
+    disclosure_mode = models.CharField(max_length=8, choices=Disclosure.choices, blank=True)
+    disclosure_text = models.CharField(max_length=300, blank=True)
+    # Automation speaking again after this long says again that it is automation.
+    disclosure_silence = models.DurationField(null=True, blank=True)
+    # When another app (such as Meta's Inbox) owns a thread, take it over to answer.
+    take_control_allowed = models.BooleanField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(account__isnull=True),
+                name="messaging_settings_one_per_tenant",
+            ),
+            models.UniqueConstraint(
+                fields=["account"],
+                condition=models.Q(account__isnull=False),
+                name="messaging_settings_one_per_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"messaging settings of {self.account_id or f'tenant {self.tenant_id}'}"
+
+
+class OutboundJob(models.Model):
+    """One thing to send to Meta: the outbox row, written with its message in one transaction.
+
+    The row is the truth; the broker only carries wake-ups. ``pending`` rows wait to be handed
+    to the outbound queue (``published``); a worker claims one (``sending``) for a lease, calls
+    Meta and finishes it. A row left in ``sending`` past its lease is reconciled with Meta
+    before it is ever sent again. Within a conversation rows go out strictly in id order.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting"
+        PUBLISHED = "published", "Queued for sending"
+        SENDING = "sending", "Sending"
+        HELD = "held", "Held until the account is reconnected"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        DEAD = "dead", "Gave up after retries"
+
+    class Action(models.TextChoices):
+        MESSAGE = "message", "Message"
+        PRIVATE_REPLY = "private_reply", "Private reply to a comment"
+        REACT = "react", "Reaction"
+        UNREACT = "unreact", "Reaction removed"
+        TYPING_ON = "typing_on", "Typing indicator"
+        TYPING_OFF = "typing_off", "Typing indicator off"
+        MARK_SEEN = "mark_seen", "Mark seen"
+
+    ACTIVE = ("pending", "published", "sending", "held")
+    FINISHED = ("sent", "failed", "dead")
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(InstagramAccount, on_delete=models.CASCADE, related_name="+")
+    # Empty for a private reply: Meta names the commenter's thread only once it is sent.
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="outbound_jobs"
+    )
+    comment = models.ForeignKey(
+        Comment, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    action = models.CharField(max_length=16, choices=Action.choices, default=Action.MESSAGE)
+    # Who sends, as the policy knows them: agent, automation, partner_human, partner_bot.
+    sender_kind = models.CharField(max_length=16)
+    # What goes to Meta (kind, text, attachment, quick replies, template, reaction...).
+    payload = models.JSONField(default=dict)
+    human_agent = models.BooleanField(default=False)
+    take_control = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # Calls to Meta made for this row (rate-limited calls are not counted).
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Times a worker stopped (killed, crashed) while holding the row.
+    crashes = models.PositiveSmallIntegerField(default=0)
+    # A call may have reached Meta without us learning its answer: look before sending again.
+    uncertain = models.BooleanField(default=False)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=200, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    mid = models.CharField(max_length=1024, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(
+                fields=["conversation", "id"],
+                condition=models.Q(status__in=["pending", "published", "sending", "held"]),
+                name="outbound_active_by_thread",
+            ),
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                condition=models.Q(status__in=["pending", "published", "sending", "held"]),
+                name="outbound_active_by_status",
+            ),
+            models.Index(fields=["account", "status"], name="outbound_by_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"outbound {self.pk} ({self.action}, {self.status})"
+
+
+class SendAttempt(models.Model):
+    """One call to Meta for an outbound row: when, how long, and what Meta answered."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    job = models.ForeignKey(OutboundJob, on_delete=models.CASCADE, related_name="send_attempts")
+    number = models.PositiveSmallIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    # sent, transient, rate_limited, auth, failed, reconciled
+    outcome = models.CharField(max_length=16)
+    error_code = models.CharField(max_length=64, blank=True)
+    meta_code = models.IntegerField(null=True, blank=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["job", "number"], name="send_attempt_by_job")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.job_id}: {self.outcome}"
+
+
+class IdempotencyKey(models.Model):
+    """A partner's ``Idempotency-Key``: a repeated request answers with the first message."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    # A digest of what was asked, so one key cannot stand for two different sends.
+    fingerprint = models.CharField(max_length=64)
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_key_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"idempotency key {self.key[:12]}"

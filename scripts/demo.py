@@ -31,6 +31,8 @@ def _env() -> dict[str, str]:
         "VAR_DIR": str(VAR),
         "SITE_URL": f"http://127.0.0.1:{PORT}",
         "ACCOUNT_EMAIL_VERIFICATION": os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "mandatory"),
+        # Partner event callbacks may go to receivers on this machine in the demo.
+        "CALLBACKS_ALLOW_PRIVATE_URLS": "true",
     }
     for name in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"):
         env.pop(name, None)  # the demo always runs on the embedded defaults
@@ -135,6 +137,14 @@ def main() -> int:
         ],
     }
     commands["relay"] = [sys.executable, "manage.py", "webhook_relay", "--interval", "0.5"]
+    # Hands the inbox's replies to the worker's outbound queue.
+    commands["outbound_relay"] = [
+        sys.executable,
+        "manage.py",
+        "outbound_relay",
+        "--interval",
+        "0.5",
+    ]
     commands["sandbox"] = [
         sys.executable,
         "-m",

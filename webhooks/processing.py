@@ -18,6 +18,7 @@ from accounts import onboarding as accounts_onboarding
 from integrations.meta import webhooks as meta_events
 from messaging.services import inbound
 from messaging.services.common import InvalidInboundEvent
+from webhooks import services as webhook_services
 from webhooks.metrics import count
 from webhooks.models import WebhookEvent
 from webhooks.router import routed_to_account
@@ -103,6 +104,7 @@ def process_event(event: WebhookEvent) -> str:
         logger.info("webhook event %s: %d dashboard test event(s) ignored", event.pk, tests)
 
     routed = 0
+    erase_body = False
     unrouted: list[str] = []
     skipped: list[str] = []
     for business_id in sorted(by_account):
@@ -130,10 +132,17 @@ def process_event(event: WebhookEvent) -> str:
                     logger.warning("webhook event %s: %s skipped: %s", event.pk, item, exc)
                     continue
                 routed += 1
+                if outcome in ("duplicate", "edit", "message") and inbound.message_is_erased(
+                    account=account, mid=getattr(item, "mid", None)
+                ):
+                    # A late original or edit of an unsent message: its bytes are not kept.
+                    erase_body = True
                 if outcome.startswith("ignored:"):
                     count("webhook.event_ignored")
                     logger.info("webhook event %s: %s %s", event.pk, item.event_type, outcome)
 
+    if erase_body:
+        webhook_services.webhook_body_erase(event_id=event.pk)
     notes: list[str] = []
     if unrouted:
         notes.append("no connected account for ids " + ", ".join(unrouted))

@@ -1,8 +1,8 @@
 """Moving stored webhook events on: claim, process, mark. The stored row is the truth.
 
-Workers claim pending events with ``SELECT … FOR UPDATE SKIP LOCKED`` and process each inside
-the claiming transaction, so a worker killed mid-batch leaves its events pending for the next
-one, and an event's effects and its "processed" mark commit together: exactly once.
+Workers claim pending events one at a time with ``SELECT … FOR UPDATE SKIP LOCKED`` and process
+each inside its claiming transaction, so a worker killed mid-event leaves it pending for the
+next one, and an event's effects and its "processed" mark commit together: exactly once.
 
 The relay process (``manage.py webhook_relay``) only wakes workers up: it listens for the
 notification the ingest INSERT sends (or polls where there is no LISTEN) and publishes one
@@ -15,6 +15,7 @@ import logging
 import time
 from datetime import timedelta
 
+import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -42,8 +43,8 @@ def pending_exists() -> bool:
     )
 
 
-def drain_batch(batch_size: int = BATCH_SIZE) -> int:
-    """Claim and process up to ``batch_size`` pending events; the number handled."""
+def _claim_and_process_one() -> bool:
+    """Claim the oldest due event and process it in its own transaction; False if none is due."""
     now = timezone.now()
     with transaction.atomic():
         claim = (
@@ -53,10 +54,24 @@ def drain_batch(batch_size: int = BATCH_SIZE) -> int:
         )
         if connection.features.has_select_for_update_skip_locked:
             claim = claim.select_for_update(skip_locked=True)
-        events = list(claim[:batch_size])
-        for event in events:
-            _process_one(event)
-    return len(events)
+        event = claim.first()
+        if event is None:
+            return False
+        _process_one(event)
+    return True
+
+
+def drain_batch(batch_size: int = BATCH_SIZE) -> int:
+    """Claim and process up to ``batch_size`` pending events; the number handled.
+
+    Each event commits on its own: a transaction spanning many events would hold the contact
+    and conversation locks of all of them, so two workers whose batches share customers would
+    wait on each other (and deadlock, each deadlock costing a retry and a step to quarantine).
+    """
+    handled = 0
+    while handled < batch_size and _claim_and_process_one():
+        handled += 1
+    return handled
 
 
 def _process_one(event: WebhookEvent) -> None:
@@ -115,7 +130,9 @@ def wait_for_events(timeout: float) -> bool:
         for _ in raw.notifies(timeout=timeout, stop_after=1):
             notified = True
         return notified
-    except DatabaseError:
+    except (DatabaseError, psycopg.Error):
+        # The raw connection raises psycopg's own errors: a database restart must not end the
+        # relay, which reconnects on the next round.
         connection.close()
         time.sleep(min(timeout, 1.0))
         return False

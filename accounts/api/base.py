@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import ApiKey, Tenant
+from config.idempotency import IdempotentPostMixin
 
 
 class TenantScopedMixin:
@@ -57,13 +58,20 @@ class TenantScopedMixin:
                 self._scope_stack = None
 
 
-class TenantAPIView(TenantScopedMixin, views.APIView):
+# Every partner API view: the key's tenant scope, and Idempotency-Key on POST.
+
+
+class TenantAPIView(IdempotentPostMixin, TenantScopedMixin, views.APIView):
     pass
 
 
-class TenantGenericAPIView(TenantScopedMixin, generics.GenericAPIView):  # type: ignore[type-arg]
+class TenantGenericAPIView(  # type: ignore[type-arg]
+    IdempotentPostMixin, TenantScopedMixin, generics.GenericAPIView
+):
     pass
 
 
-class TenantGenericViewSet(TenantScopedMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+class TenantGenericViewSet(  # type: ignore[type-arg]
+    IdempotentPostMixin, TenantScopedMixin, viewsets.GenericViewSet
+):
     pass

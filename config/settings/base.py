@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 
 from config.env import BASE_DIR, env
@@ -67,6 +68,7 @@ MIDDLEWARE = [
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.tenancy.TenantMiddleware",
+    "config.api.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -201,7 +203,27 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Relay Partner API",
     "DESCRIPTION": (
         "Read and answer the Instagram Direct inboxes of a workspace. Authenticate with "
-        "`Authorization: Bearer <key>`; a key belongs to one workspace and carries scopes."
+        "`Authorization: Bearer <key>`; a key belongs to one workspace and carries scopes.\n\n"
+        "**Conventions.** Lists are cursor-paginated (`next` / `previous` links, `page_size` "
+        "up to 200). Times are ISO-8601 in UTC (`2026-11-25T12:00:00.000000Z`). Every error is "
+        '`{"error": {"code", "message", "detail"}}` with a stable `code` (see the '
+        "`Error` schema for the list, including the refusal codes of sends). Every POST takes "
+        "an `Idempotency-Key` header: a repeat with the same key answers with the first "
+        "result; the same key with a different request answers 422 `idempotency_key_reused`. "
+        "Every answer carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`; "
+        "over the budget the answer is 429 with `Retry-After`. Related objects are embedded "
+        "where a partner would otherwise need one call per row: a conversation in a list "
+        "carries its contact and last message; a message carries its reactions and the "
+        "message it quotes.\n\n"
+        "**Event callbacks.** Register a URL with `POST /api/v1/webhook-endpoints` and the "
+        "event types it wants. Each event is POSTed as JSON (the `CallbackEvent` schema) with "
+        "`X-Relay-Signature: t=<unix time>,v1=<hex>`, where the hex is HMAC-SHA256 of "
+        "`<t>.<raw body>` keyed with the endpoint's signing key; during a key rotation a second "
+        "`v1` is signed with the previous key. Refuse timestamps older than 5 minutes. Answer "
+        "2xx within 10 seconds; anything else is retried with exponential backoff for 24 hours. "
+        "A conversation's events arrive in order (`sequence` 1, 2, 3…): event N+1 is sent "
+        "only once N was delivered or given up. An endpoint failing for a day is turned off "
+        "and the workspace's owners and admins are emailed."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -218,6 +240,10 @@ SPECTACULAR_SETTINGS = {
         }
     },
     "SECURITY": [{"ApiKey": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.api_schema.document_conventions",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "InstagramAccountStatusEnum": "accounts.models.InstagramAccount.Status",
         "AccountHealthEnum": "accounts.models.AccountHealth",
@@ -278,13 +304,37 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=6),
         "options": {"expires": 3600},
     },
+    # Partner event callbacks: due deliveries go out (the delivery rows are the outbox).
+    "callbacks-relay": {
+        "task": "callbacks.relay",
+        "schedule": timedelta(seconds=5),
+        "options": {"expires": 4},
+    },
     # Every connected account's token and webhook subscription, checked once a day.
     "accounts-check-account-tokens": {
         "task": "accounts.check_account_tokens",
         "schedule": timedelta(hours=1),
         "options": {"expires": 1800},
     },
+    # Nightly: message content past each workspace's retention period is erased, and raw Meta
+    # deliveries lose their bodies after WEBHOOK_RAW_BODY_RETENTION_DAYS.
+    "accounts-retention-purge": {
+        "task": "accounts.retention_purge_all",
+        "schedule": crontab(hour=3, minute=17),
+        "options": {"expires": 6 * 3600},
+    },
+    # Deletion requests and workspace deletions interrupted by a crash are picked up again.
+    "accounts-compliance-resume": {
+        "task": "accounts.compliance_resume",
+        "schedule": timedelta(minutes=10),
+        "options": {"expires": 540},
+    },
 }
+# Raw Meta deliveries keep their bytes this long after processing (replays are still
+# recognised afterwards by the hash that stays).
+WEBHOOK_RAW_BODY_RETENTION_DAYS = env.int("WEBHOOK_RAW_BODY_RETENTION_DAYS", default=7)
+# A data-deletion callback whose signed_request was issued longer ago than this is refused.
+DATA_DELETION_MAX_AGE_SECONDS = env.int("DATA_DELETION_MAX_AGE_SECONDS", default=86400)
 # A worker is healthy if it wrote a heartbeat within this many seconds.
 WORKER_HEARTBEAT_MAX_AGE = env.int("WORKER_HEARTBEAT_MAX_AGE", default=90)
 
@@ -313,8 +363,52 @@ META_TIMEOUT_SECONDS = env.float("META_TIMEOUT_SECONDS", default=10.0)
 BACKFILL_PAGE_SIZE = env.int("BACKFILL_PAGE_SIZE", default=25)
 BACKFILL_MIN_CALL_INTERVAL = env.float("BACKFILL_MIN_CALL_INTERVAL", default=0.55)
 BACKFILL_RUN_SECONDS = env.int("BACKFILL_RUN_SECONDS", default=120)
+# Outbound sending (messaging.outbox). Meta's per-account limits (REFERENCE.md §8): text,
+# reactions and stickers 100 calls/s (the lower of the two published figures), audio and
+# video 10/s, private replies 750/hour. Ours stay 20 % below them.
+OUTBOUND_RATE_LIMITS = {
+    "text": (env.int("OUTBOUND_RATE_TEXT", default=80), 1.0),
+    "media": (env.int("OUTBOUND_RATE_MEDIA", default=8), 1.0),
+    "private_reply": (env.int("OUTBOUND_RATE_PRIVATE_REPLY", default=600), 3600.0),
+}
+# Rows of one account in the broker or in a worker at once: a busy account never stands in
+# front of the others. Enough to keep the text rate busy when Meta takes ~200 ms.
+OUTBOUND_ACCOUNT_MAX_IN_FLIGHT = env.int("OUTBOUND_ACCOUNT_MAX_IN_FLIGHT", default=24)
+# How long a worker waits in line for the account's budget before handing the row back.
+OUTBOUND_TOKEN_MAX_WAIT = env.float("OUTBOUND_TOKEN_MAX_WAIT", default=1.0)
+# Transient failures: exponential backoff with full jitter, uniform in
+# [0, min(cap, base * 2^attempt)]; after the last attempt the row is dead (about 45 min).
+OUTBOUND_MAX_ATTEMPTS = env.int("OUTBOUND_MAX_ATTEMPTS", default=8)
+OUTBOUND_BACKOFF_BASE = env.float("OUTBOUND_BACKOFF_BASE", default=30.0)
+OUTBOUND_BACKOFF_CAP = env.float("OUTBOUND_BACKOFF_CAP", default=600.0)
+# A worker that dies this many times on one row puts it aside as dead.
+OUTBOUND_MAX_CRASHES = env.int("OUTBOUND_MAX_CRASHES", default=5)
+# A claimed row belongs to its worker this long (more than two Graph calls with timeouts).
+OUTBOUND_LEASE_SECONDS = env.int("OUTBOUND_LEASE_SECONDS", default=30)
+# A row handed to the broker this long ago without a worker taking it is handed on again.
+OUTBOUND_REPUBLISH_AFTER = env.int("OUTBOUND_REPUBLISH_AFTER", default=30)
+# Meta's "too fast" without a figure pauses the account this long (and never longer than max).
+OUTBOUND_RATE_LIMIT_PAUSE = env.float("OUTBOUND_RATE_LIMIT_PAUSE", default=60.0)
+OUTBOUND_RATE_LIMIT_PAUSE_MAX = env.float("OUTBOUND_RATE_LIMIT_PAUSE_MAX", default=3600.0)
+# Reconciliation: clock margin when matching a lost send in the thread, and the wait before
+# asking Meta again when it could not be asked.
+OUTBOUND_RECONCILE_SKEW = env.float("OUTBOUND_RECONCILE_SKEW", default=60.0)
+OUTBOUND_RECONCILE_RETRY = env.float("OUTBOUND_RECONCILE_RETRY", default=5.0)
 # Meta's batches stay under about 2 MB; anything far larger is refused with 413 unread.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+
+# Partner event callbacks: timeouts of one delivery, the retry schedule (exponential backoff
+# with jitter from the base up to the cap, for the window), when a failing endpoint is turned
+# off, and whether loopback and private addresses may receive events (never in production).
+CALLBACK_CONNECT_TIMEOUT_SECONDS = env.float("CALLBACK_CONNECT_TIMEOUT_SECONDS", default=3.0)
+CALLBACK_TIMEOUT_SECONDS = env.float("CALLBACK_TIMEOUT_SECONDS", default=10.0)
+CALLBACK_RETRY_BASE_SECONDS = env.float("CALLBACK_RETRY_BASE_SECONDS", default=30.0)
+CALLBACK_RETRY_MAX_DELAY_SECONDS = env.float("CALLBACK_RETRY_MAX_DELAY_SECONDS", default=3600.0)
+CALLBACK_RETRY_WINDOW_SECONDS = env.int("CALLBACK_RETRY_WINDOW_SECONDS", default=24 * 3600)
+CALLBACK_DISABLE_AFTER_SECONDS = env.int("CALLBACK_DISABLE_AFTER_SECONDS", default=24 * 3600)
+CALLBACKS_ALLOW_PRIVATE_URLS = env.bool("CALLBACKS_ALLOW_PRIVATE_URLS", default=False)
+# Partner API: how long an Idempotency-Key is remembered.
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", default=24 * 3600)
 
 LOGGING = {
     "version": 1,

@@ -16,6 +16,11 @@ os.environ.setdefault("META_APP_SECRET", "test-meta-app-secret")
 os.environ.setdefault("META_INSTAGRAM_APP_ID", "200000000000002")
 os.environ.setdefault("META_INSTAGRAM_APP_SECRET", "test-instagram-app-secret")
 os.environ.setdefault("META_WEBHOOK_VERIFY_TOKEN", "test-verify-token")
+# Partner callbacks go to receivers on this machine, and retry quickly.
+os.environ.setdefault("CALLBACKS_ALLOW_PRIVATE_URLS", "true")
+os.environ.setdefault("CALLBACK_RETRY_BASE_SECONDS", "0.2")
+os.environ.setdefault("CALLBACK_RETRY_MAX_DELAY_SECONDS", "1")
+os.environ.setdefault("CALLBACK_TIMEOUT_SECONDS", "5")
 
 from config.settings.base import *  # noqa: E402, F403
 from config.settings.base import (  # noqa: E402

@@ -137,7 +137,9 @@ def account_disconnect(request: HttpRequest, account_id: int) -> HttpResponse:
     account = _found(selectors.instagram_account_get, account_id=account_id)
     if request.method == "POST":
         erase = request.POST.get("conversations") == "erase"
-        onboarding.instagram_account_disconnect(account=account, erase_conversations=erase)
+        onboarding.instagram_account_disconnect(
+            account=account, erase_conversations=erase, actor_user=request.user  # type: ignore[arg-type]
+        )
         kept = "Its conversations were erased." if erase else "Its conversations were kept."
         messages.success(request, f"@{account.username} was disconnected. {kept}")
         return redirect("frontend:instagram_accounts")

@@ -935,23 +935,30 @@ class AccountClient:
             )
         )
 
-    def send_like_heart(self, recipient_id: str, *, human_agent: bool = False) -> SendResult:
+    def send_like_heart(
+        self, recipient_id: str, *, human_agent: bool = False, metadata: str | None = None
+    ) -> SendResult:
         """Send the heart sticker."""
         message = {"attachment": {"type": "like_heart"}}
         return self._send(
             self._message_body(
-                recipient_id, message, human_agent=human_agent, reply_to_mid=None, metadata=None
+                recipient_id, message, human_agent=human_agent, reply_to_mid=None, metadata=metadata
             )
         )
 
     def send_media_share(
-        self, recipient_id: str, media_id: str, *, human_agent: bool = False
+        self,
+        recipient_id: str,
+        media_id: str,
+        *,
+        human_agent: bool = False,
+        metadata: str | None = None,
     ) -> SendResult:
         """Share one of the business's own posts (``MEDIA_SHARE``)."""
         message = {"attachment": {"type": "MEDIA_SHARE", "payload": {"id": media_id}}}
         return self._send(
             self._message_body(
-                recipient_id, message, human_agent=human_agent, reply_to_mid=None, metadata=None
+                recipient_id, message, human_agent=human_agent, reply_to_mid=None, metadata=metadata
             )
         )
 

@@ -84,26 +84,26 @@ def conversation_lock(*, account: InstagramAccount, contact: Contact) -> Convers
     return Conversation.objects.select_for_update().get(pk=conversation.pk)
 
 
+# What an erased message keeps of its content: nothing. One definition for every erasure
+# (unsend, contact erasure, retention), row by row or in bulk (``accounts.compliance``).
+ERASED_CONTENT: dict[str, Any] = {
+    "text": "",
+    "attachments": [],
+    "reply_to_mid": "",
+    "reply_to_story": None,
+    "quick_reply_payload": "",
+    "postback": None,
+    "referral": None,
+}
+
+
 def message_erase_content(message: Message) -> None:
     """Drop everything the customer wrote or sent; the row stays as a tombstone."""
-    message.text = ""
-    message.attachments = []
-    message.reply_to_mid = ""
-    message.reply_to_story = None
-    message.quick_reply_payload = ""
-    message.postback = None
-    message.referral = None
+    for name, value in ERASED_CONTENT.items():
+        setattr(message, name, list(value) if isinstance(value, list) else value)
 
 
-CONTENT_FIELDS = [
-    "text",
-    "attachments",
-    "reply_to_mid",
-    "reply_to_story",
-    "quick_reply_payload",
-    "postback",
-    "referral",
-]
+CONTENT_FIELDS = list(ERASED_CONTENT)
 
 
 def message_assign_mid(*, message: Message, mid: str) -> Message:

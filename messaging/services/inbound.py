@@ -31,6 +31,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts import compliance
 from accounts import onboarding as accounts_onboarding
 from accounts.models import InstagramAccount
 from integrations.meta import webhooks as meta_events
@@ -58,6 +59,7 @@ from messaging.services.common import (
     conversation_lock,
     message_erase_content,
 )
+from webhooks import partner_events
 
 logger = logging.getLogger(__name__)
 
@@ -176,8 +178,9 @@ def message_receive(
         ),
     }
     with transaction.atomic():
-        contact, _ = contact_get_or_create(account=account, igsid=igsid)
+        contact, new_contact = contact_get_or_create(account=account, igsid=igsid)
         conversation = conversation_lock(account=account, contact=contact)
+        status_before = conversation.status
         message = _locked_message(account, mid)
         arrived = False
         if message is None:
@@ -197,7 +200,23 @@ def message_receive(
         if is_standby:
             conversation.owned_by_other_app = True
         conversation.save()
+        if new_contact:
+            partner_events.conversation_created(conversation=conversation)
+        if arrived:
+            _partner_events_of_arrival(conversation, message, status_before)
     return message, arrived
+
+
+def _partner_events_of_arrival(
+    conversation: Conversation, message: Message, status_before: str
+) -> None:
+    if message.direction == Message.Direction.INBOUND:
+        partner_events.message_received(message=message)
+    elif message.app_id not in our_app_ids():
+        # Sent from the Instagram app or another app; our own sends are told by the outbox.
+        partner_events.message_sent(message=message)
+    if conversation.status != status_before:
+        partner_events.conversation_updated(conversation=conversation, changes=["status"])
 
 
 def _fill_placeholder(
@@ -282,14 +301,30 @@ def message_unsend(
                 deleted_at=unsent_at,
             )
             if message is not None:
+                compliance.message_unsent(message=message, first_time=True)
                 return message
             message = _conflicting_message(account, mid)
+        first_unsend = message.deleted_at is None and message.kind != Kind.UNKNOWN
+        first_erasure = message.deleted_at is None
         message_erase_content(message)
         if message.deleted_at is None or unsent_at < message.deleted_at:
             message.deleted_at = unsent_at
         message.save()
         conversation.save(update_fields=["updated_at"])
+        if first_unsend:
+            partner_events.message_deleted(message=message)
+        # Every other copy of the content (queued sends, raw deliveries, partner logs) goes too.
+        compliance.message_unsent(message=message, first_time=first_erasure)
     return message
+
+
+def message_is_erased(*, account: InstagramAccount, mid: str | None) -> bool:
+    """Whether the account's message ``mid`` is an unsent (erased) tombstone."""
+    try:
+        mid = clean_mid(mid)
+    except InvalidInboundEvent:
+        return False
+    return Message.objects.filter(account=account, mid=mid, deleted_at__isnull=False).exists()
 
 
 def message_edit(
@@ -340,6 +375,8 @@ def message_edit(
                 message.text = new_text
             message.save(update_fields=["text", "edit_count", "edited_at"])
             conversation.save(update_fields=["updated_at"])
+            if message.kind != Kind.UNKNOWN:
+                partner_events.message_edited(message=message)
     return message
 
 
@@ -418,6 +455,7 @@ def conversation_mark_read(
     with transaction.atomic():
         contact, _ = contact_get_or_create(account=account, igsid=igsid)
         conversation = conversation_lock(account=account, contact=contact)
+        read_before = (conversation.customer_read_up_to, conversation.customer_read_mid)
         if mid:
             mid = clean_mid(mid)
             if conversation.customer_read_at is None or read_at >= conversation.customer_read_at:
@@ -434,6 +472,8 @@ def conversation_mark_read(
         if watermark is not None:
             _read_up_to(conversation, watermark)
         conversation.save()
+        if (conversation.customer_read_up_to, conversation.customer_read_mid) != read_before:
+            partner_events.message_read(conversation=conversation, mid=mid, read_at=read_at)
     return conversation
 
 
@@ -445,8 +485,11 @@ def conversation_thread_owner_change(
     with transaction.atomic():
         contact, _ = contact_get_or_create(account=account, igsid=igsid)
         conversation = conversation_lock(account=account, contact=contact)
+        owned_before = conversation.owned_by_other_app
         conversation.owned_by_other_app = (new_owner_app_id or "") not in our_app_ids()
         conversation.save()
+        if conversation.owned_by_other_app != owned_before:
+            partner_events.conversation_updated(conversation=conversation, changes=["owner"])
     return conversation
 
 
@@ -493,6 +536,8 @@ def comment_receive(
                 "commented_at": commented_at,
             },
         )
+        if created:
+            partner_events.comment_received(comment=comment)
     return comment, created
 
 
@@ -713,6 +758,11 @@ def inbound_event_apply(
             is_standby=event.is_standby,
             opens_window=opens,
         )
+        if from_business and event.metadata:
+            # The echo of one of our own sends: its outbox row learns Meta's id from it.
+            from messaging import outbox
+
+            outbox.echo_received(account=account, mid=event.mid or "", metadata=event.metadata)
         return "message" if arrived else "duplicate"
 
     if isinstance(event, meta_events.MessageDeletedEvent):

@@ -74,7 +74,8 @@ def test_key_without_the_scope_gets_403(
     _, secret = make_api_key(tenant, [ApiScope.ACCOUNTS_READ])
     response = _client(secret).get("/api/v1/members")
     assert response.status_code == 403
-    assert response.json()["error"]["code"] == "permission_denied"
+    assert response.json()["error"]["code"] == "missing_scope"
+    assert "members:read" in response.json()["error"]["message"]
 
 
 def test_key_endpoint_names_tenant_and_scopes_without_secrets(

@@ -18,6 +18,7 @@ from django.db import connection, models
 from django_scopes import scope
 
 from accounts import services
+from accounts.audit import Action, audit_record
 from accounts.models import (
     AccountAccess,
     ApiKey,
@@ -27,7 +28,20 @@ from accounts.models import (
     OnboardingLink,
     Role,
     Tenant,
+    TenantCompliance,
+    TenantDeletionJob,
     User,
+)
+from messaging.models import (
+    BackfillJob,
+    CannedReply,
+    ConversationLabel,
+    IdempotencyKey,
+    Label,
+    MessagingSettings,
+    Note,
+    OutboundJob,
+    SendAttempt,
 )
 from tests.factories import (
     InstagramAccountFactory,
@@ -45,6 +59,7 @@ from tests.isolation.factories import (
     ReactionFactory,
 )
 from tests.isolation.structure import tenant_models
+from webhooks.models import CallbackDelivery, CallbackEndpoint, CallbackEvent, IdempotencyRecord
 
 # Ids no row has: the "nonexistent object" every foreign id is compared with.
 MISSING_ID = 2_147_000_001
@@ -63,6 +78,11 @@ def _in_a_week() -> Any:
     from django.utils import timezone
 
     return timezone.now() + timedelta(days=7)
+
+
+def _owner_id(tenant: Tenant) -> int:
+    with scope(tenant=tenant):
+        return Membership.objects.filter(role=Role.OWNER).values_list("user_id", flat=True)[0]
 
 
 SEED_FACTORIES: dict[str, Factory] = {
@@ -122,6 +142,149 @@ SEED_FACTORIES: dict[str, Factory] = {
             link=seeded["accounts.OnboardingLink"],  # type: ignore[misc]
             expires_at=_in_a_week(),
             candidates=[{"ig_user_id": "17841400000000009", "username": f"candidate_{tag}"}],
+        ),
+    ),
+    "webhooks.CallbackEndpoint": lambda t, tag, _: _in_scope(
+        t,
+        lambda: CallbackEndpoint.objects.create(
+            tenant=t,
+            url=f"https://hooks-{tag}.example.com/relay",
+            description=f"crm {tag}",
+            events=["message.received"],
+            secret=f"whsec_{tag}",
+        ),
+    ),
+    "webhooks.CallbackEvent": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: CallbackEvent.objects.create(
+            tenant=t,
+            type="message.received",
+            payload={"message": {"id": 1, "text": f"Where is my order? {tag}"}},
+            conversation_id=seeded["messaging.Conversation"].pk,
+            sequence=1,
+        ),
+    ),
+    "webhooks.CallbackDelivery": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: CallbackDelivery.objects.create(
+            tenant=t,
+            endpoint=seeded["webhooks.CallbackEndpoint"],  # type: ignore[misc]
+            event=seeded["webhooks.CallbackEvent"],  # type: ignore[misc]
+            status="delivered",
+            next_attempt_at=_in_a_week(),
+            response_excerpt=f"ok {tag}",
+        ),
+    ),
+    "webhooks.IdempotencyRecord": lambda t, tag, _: _in_scope(
+        t,
+        lambda: IdempotencyRecord.objects.create(
+            tenant=t,
+            key=f"key-{tag}",
+            method="POST",
+            path="/api/v1/onboarding-links",
+            request_hash="0" * 64,
+            response_status=201,
+            response_body={"note": f"client link {tag}"},
+        ),
+    ),
+    "accounts.AuditEntry": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: audit_record(
+            tenant=t,
+            action=Action.CONTACT_EXPORTED,
+            actor_label=f"auditor {tag}",
+            target_type="contact",
+            target_id=seeded["messaging.Contact"].pk,
+        ),
+    ),
+    "accounts.TenantCompliance": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: TenantCompliance.objects.create(
+            tenant=t,
+            message_retention_days=365,
+            account_retention_days={str(seeded["accounts.InstagramAccount"].pk): 30},
+        ),
+    ),
+    # Not tenant-owned (it outlives its workspace): seeded so its page is in the matrix.
+    "accounts.TenantDeletionJob": lambda t, tag, seeded: TenantDeletionJob.objects.create(
+        tenant_id=t.pk,
+        tenant_name_hash=hashlib.sha256(t.name.encode()).hexdigest(),
+        requested_by_user_id=_owner_id(t),
+        progress={"step": "queued", "done": [], "counts": {}},
+    ),
+    "messaging.BackfillJob": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: BackfillJob.objects.create(
+            tenant=t,
+            account=seeded["accounts.InstagramAccount"],  # type: ignore[misc]
+            status="done",
+            cursor=f"cursor-{tag}",
+            error=f"import note {tag}",
+        ),
+    ),
+    "messaging.Label": lambda t, tag, _: _in_scope(
+        t, lambda: Label.objects.create(tenant=t, name=f"vip-{tag}"[:40])
+    ),
+    "messaging.ConversationLabel": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: ConversationLabel.objects.create(
+            tenant=t,
+            conversation=seeded["messaging.Conversation"],  # type: ignore[misc]
+            label=seeded["messaging.Label"],  # type: ignore[misc]
+        ),
+    ),
+    "messaging.Note": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: Note.objects.create(
+            tenant=t,
+            conversation=seeded["messaging.Conversation"],  # type: ignore[misc]
+            body=f"Customer is a wholesaler {tag}",
+        ),
+    ),
+    "messaging.CannedReply": lambda t, tag, _: _in_scope(
+        t,
+        lambda: CannedReply.objects.create(
+            tenant=t, shortcut=f"ship-{tag}"[:40].lower(), body=f"We ship worldwide {tag}"
+        ),
+    ),
+    "messaging.MessagingSettings": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: MessagingSettings.objects.create(
+            tenant=t,
+            account=seeded["accounts.InstagramAccount"],  # type: ignore[misc]
+            disclosure_text=f"You are talking to a bot {tag}",
+        ),
+    ),
+    "messaging.OutboundJob": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: OutboundJob.objects.create(
+            tenant=t,
+            account=seeded["accounts.InstagramAccount"],  # type: ignore[misc]
+            conversation=seeded["messaging.Conversation"],  # type: ignore[misc]
+            message=seeded["messaging.Message"],  # type: ignore[misc]
+            sender_kind="agent",
+            payload={"text": f"On its way {tag}"},
+            status="dead",
+            error_message=f"gave up {tag}",
+        ),
+    ),
+    "messaging.SendAttempt": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: SendAttempt.objects.create(
+            tenant=t,
+            job=seeded["messaging.OutboundJob"],  # type: ignore[misc]
+            number=1,
+            started_at=_in_a_week(),
+            outcome="failed",
+        ),
+    ),
+    "messaging.IdempotencyKey": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: IdempotencyKey.objects.create(
+            tenant=t,
+            key=f"send-{tag}",
+            fingerprint="0" * 64,
+            message=seeded["messaging.Message"],  # type: ignore[misc]
         ),
     ),
     "messaging.Comment": lambda t, tag, seeded: CommentFactory.create(

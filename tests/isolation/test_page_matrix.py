@@ -111,6 +111,19 @@ PAGES: dict[str, Page] = {
         post=lambda s: {"account": ["17841400000000009"], **_b_ids(s)}
     ),
     "/instagram-accounts/links/": Page(post=lambda s: {"note": "for a client", **_b_ids(s)}),
+    # Compliance: contact export and erasure, retention, audit log, workspace deletion.
+    "/compliance/contacts/{contact_id}/export/": Page(ids={"contact_id": "messaging.Contact"}),
+    "/compliance/contacts/{contact_id}/erase/": Page(ids={"contact_id": "messaging.Contact"}),
+    "/compliance/": Page(post=lambda s: {"days": "400", **_b_ids(s)}),
+    "/compliance/audit-log/": Page(),
+    # The typed confirmation names B: refused, and A's workspace is not deleted either.
+    "/compliance/delete-workspace/": Page(
+        post=lambda s: {"confirm": s.tenant.name if s else "missing", **_b_ids(s)}
+    ),
+    # Shown only to the person who asked (the job outlives its workspace).
+    "/compliance/workspace-deletions/{job_id}/": Page(ids={"job_id": "accounts.TenantDeletionJob"}),
+    # Meta's data deletion status page: its code is the key; a workspace's tag is no code.
+    "/data-deletion/{code}/": Page(tokens={"code": lambda s: s.tag}),
     "/onboarding/callback/facebook/": Page(),
     "/onboarding/callback/instagram/": Page(),
     # A client's link: its token is the key. B's stored hash is not a token.

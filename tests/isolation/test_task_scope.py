@@ -20,12 +20,32 @@ from tests.isolation.structure import PROBE_TENANT_ID
 # Tasks that carry no tenant id, each with the reason it may not.
 TENANTLESS_TASKS = {
     "maintenance.heartbeat": "records that a worker is alive; reads no tenant rows",
+    "callbacks.relay": (
+        "claims due partner callbacks of every workspace; each delivery is sent inside the scope "
+        "of the workspace that owns it"
+    ),
     "webhooks.drain": "claims stored Meta events; the webhook router opens each event's tenant",
     "accounts.refresh_instagram_tokens": (
         "beat: lists due accounts through accounts.tenancy and queues one tenant task each"
     ),
     "accounts.check_account_tokens": (
         "beat: lists due accounts through accounts.tenancy and queues one tenant task each"
+    ),
+    "accounts.retention_purge_all": (
+        "beat: lists workspaces with a retention period through accounts.tenancy, queues one "
+        "tenant task each, and blanks old raw Meta deliveries (not tenant-owned)"
+    ),
+    "accounts.process_data_deletion": (
+        "a Meta deletion request names a person, not a workspace: it finds their accounts "
+        "through accounts.tenancy and erases in each workspace inside a tenant_task"
+    ),
+    "accounts.delete_tenant": (
+        "loads a TenantDeletionJob (not tenant-owned: it outlives its workspace); each step "
+        "runs inside a tenant_task for the job's workspace"
+    ),
+    "accounts.compliance_resume": (
+        "beat: queues again unfinished deletion requests and workspace deletions (not "
+        "tenant-owned rows)"
     ),
 }
 

@@ -335,7 +335,8 @@ def test_key_without_conversations_scope_is_refused(
     for url in urls:
         response = client.get(url)
         assert response.status_code == 403, url
-        assert response.json()["error"]["code"] == "permission_denied"
+        assert response.json()["error"]["code"] == "missing_scope"
+        assert "conversations:read" in response.json()["error"]["message"]
 
 
 def test_key_with_only_conversations_read_may_read(

@@ -15,7 +15,9 @@ from .models import (
     Fault,
     IgAccount,
     OAuthAuto,
+    Page,
     RateRule,
+    Token,
     WebhookOptions,
 )
 from .seed import ALL_WEBHOOK_FIELDS, seed_default_world
@@ -80,6 +82,53 @@ def account_view(svc: SandboxService, account: IgAccount) -> dict[str, Any]:
         None,
     )
     return data
+
+
+def _account_create(svc: SandboxService, body: dict[str, Any]) -> dict[str, Any]:
+    """A new Page-linked business account of the default user, with its Page token; every
+    existing customer gets an IGSID for it. Takes ``{"username", "name"}``."""
+    from .seed import APP_ID, FB_SCOPES, FB_USER_ID, FB_USER_TOKEN
+    from .seed import _account as make_account
+
+    sb = svc.sb
+    world = sb.world
+    username = str(body.get("username") or "").strip()
+    if not username:
+        raise ControlError("username is required")
+    if any(a.username == username for a in world.accounts.values()):
+        raise ControlError(f"account {username!r} exists", 409)
+    name = str(body.get("name") or username.replace(".", " ").title())
+    seq = sb.seq("account")
+    ig_id = str(17_841_400_000_000_000 + seq)
+    page_id = str(200_000_000_000_000 + seq)
+    token = f"EAAGsbxPage{page_id}"
+    world.pages[page_id] = Page(
+        id=page_id, name=name, ig_account_id=ig_id, owner_user_id=FB_USER_ID
+    )
+    account = make_account(seq, ig_id, username, name, login="facebook", page_id=page_id)
+    world.accounts[ig_id] = account
+    owner = world.users.get(FB_USER_ID)
+    if owner is not None:
+        owner.page_ids.append(page_id)
+    now = sb.now_ms()
+    world.tokens[token] = Token(
+        token=token,
+        kind="page",
+        app_id=APP_ID,
+        host="facebook",
+        user_id=FB_USER_ID,
+        page_id=page_id,
+        ig_id=ig_id,
+        scopes=list(FB_SCOPES),
+        issued_ms=now,
+        expires_ms=0,
+        data_access_expires_ms=now + 89 * 86_400_000,
+        parent=FB_USER_TOKEN,
+    )
+    for customer in world.customers.values():
+        sb.igsid_for(customer, account)
+    sb.mark_dirty()
+    return {**account_view(svc, account), "page_id": page_id, "page_token": token}
 
 
 def world_view(svc: SandboxService) -> dict[str, Any]:
@@ -349,6 +398,8 @@ def _dispatch(svc: SandboxService, req: Request, parts: list[str]) -> Any:
             return conversations_view(svc, body.get("account"))
         if head == "accounts":
             if len(parts) == 1:
+                if method == "POST":
+                    return _account_create(svc, body)
                 return {"data": [account_view(svc, a) for a in sb.world.accounts.values()]}
             account = _account(svc, parts[1])
             if method in ("POST", "PATCH"):

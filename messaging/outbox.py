@@ -1,0 +1,1042 @@
+"""The outbox: from a queued row to Meta, once, in order, within each account's budget.
+
+- ``pump`` hands an account's due rows to the ``outbound`` queue. Only the oldest unfinished
+  row of a conversation is ever handed on (so a thread's messages reach the customer in the
+  order they were written), and at most ``OUTBOUND_ACCOUNT_MAX_IN_FLIGHT`` rows per account
+  sit in the broker or in a worker at once, so a busy account never stands in front of the
+  others. It also re-publishes rows whose wake-up the broker lost, and rows whose worker died
+  while sending. The relay process (``manage.py outbound_relay``) pumps every account with
+  work; a worker pumps its account after each row, so a thread flows without waiting.
+- ``job_run`` (the ``outbound.send`` task) claims a row for a lease, re-asks the policy, takes a
+  token from the account's budget, calls the Send API with the row's id as ``metadata``, and
+  finishes the row. A row found in ``sending`` by a dead worker is first looked for at Meta
+  (the echo's metadata, or the thread through the Conversations API) and never sent twice.
+- Retries wait in the row (``next_attempt_at``), never in the broker: no countdown or ETA is
+  ever published, so nothing depends on the broker's visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, F, OuterRef, Q, TextField, Value
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from accounts import onboarding as accounts_onboarding
+from accounts.models import InstagramAccount
+from integrations.meta.client import AccountClient, MetaClient, client_from_settings
+from integrations.meta.errors import (
+    MetaAuthError,
+    MetaError,
+    MetaRateLimitError,
+    MetaTransientError,
+    Reason,
+)
+from integrations.meta.models import Button, QuickReply, SendResult, TemplateElement
+from messaging import policy, ratelimit
+from messaging.models import Comment, Conversation, Message, OutboundJob, SendAttempt
+from messaging.policy import MessageKind
+from messaging.services import outbound as outbound_services
+from messaging.services.common import (
+    clean_mid,
+    clean_text,
+    contact_get_or_create,
+    conversation_lock,
+    message_assign_mid,
+)
+from webhooks import partner_events
+
+logger = logging.getLogger(__name__)
+
+Status = OutboundJob.Status
+Action = OutboundJob.Action
+METADATA_PREFIX = "outbox:"
+_ACTIVE = list(OutboundJob.ACTIVE)
+_IN_FLIGHT = [Status.PUBLISHED, Status.SENDING]
+
+
+# -- small helpers --------------------------------------------------------------------------
+
+
+def metadata_for(job_id: int) -> str:
+    return f"{METADATA_PREFIX}{job_id}"
+
+
+def job_id_from_metadata(metadata: str | None) -> int | None:
+    if not metadata or not metadata.startswith(METADATA_PREFIX):
+        return None
+    tail = metadata[len(METADATA_PREFIX) :]
+    return int(tail) if tail.isdigit() else None
+
+
+def backoff_delay(attempt: int) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
+    ceiling = min(settings.OUTBOUND_BACKOFF_CAP, settings.OUTBOUND_BACKOFF_BASE * 2**attempt)
+    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
+
+
+def _id(value: int | None) -> int:
+    if value is None:
+        raise ValueError("this outbox row lacks the row it sends for")
+    return value
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _claim_orphaned(job: OutboundJob, now: datetime) -> bool:
+    """The worker holding the row is gone: its lease ran out, or its process died here."""
+    if not job.claimed_by or job.lease_until is None or job.lease_until <= now:
+        return True
+    host, _, rest = job.claimed_by.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        pid = int(pid_text)
+        return pid != os.getpid() and not _process_alive(pid)
+    return False
+
+
+_clients = threading.local()
+
+
+def meta_client() -> MetaClient:
+    """One Graph client per worker thread and configuration: its connection is kept alive
+    between sends, and no two threads share a session or a connection pool."""
+    key = (
+        settings.META_GRAPH_URL,
+        settings.META_INSTAGRAM_GRAPH_URL,
+        settings.META_TIMEOUT_SECONDS,
+        settings.META_APP_SECRET,
+    )
+    held: tuple[tuple[Any, ...], MetaClient] | None = getattr(_clients, "held", None)
+    if held is not None and held[0] == key:
+        return held[1]
+    client = client_from_settings()
+    if held is not None:
+        held[1].close()
+    _clients.held = (key, client)
+    return client
+
+
+# Account clients per thread, for a short while: the access token is decrypted once per
+# account and thread, not once per send. Keyed by the stored (encrypted) token, so a new token
+# is used from the next send on.
+CLIENT_TTL = 60.0
+
+
+def _account_client(account: InstagramAccount) -> AccountClient:
+    client = meta_client()
+    stored = getattr(account, "stored_token", None)
+    if stored is None:
+        return accounts_onboarding.account_client(client, account)
+    cache: dict[int, tuple[str, float, MetaClient, AccountClient]] | None = getattr(
+        _clients, "accounts", None
+    )
+    if cache is None:
+        cache = _clients.accounts = {}
+    now = time.monotonic()
+    hit = cache.get(account.pk)
+    if hit is not None and hit[0] == stored and hit[1] > now and hit[2] is client:
+        return hit[3]
+    made = accounts_onboarding.account_client(client, account)
+    if len(cache) > 256:
+        cache.clear()
+    cache[account.pk] = (stored, now + CLIENT_TTL, client, made)
+    return made
+
+
+def bucket_for(job: OutboundJob) -> str:
+    if job.action == Action.PRIVATE_REPLY:
+        return ratelimit.PRIVATE_REPLY
+    if job.payload.get("kind") in (MessageKind.VIDEO, MessageKind.AUDIO):
+        return ratelimit.MEDIA
+    return ratelimit.TEXT
+
+
+# -- the relay side: handing rows to the queue ------------------------------------------------
+
+
+def accounts_with_work(now: datetime | None = None) -> list[tuple[int, int]]:
+    """(tenant id, account id) of every account with rows to hand on, re-publish or release.
+
+    Crosses tenants: call it where the scope guard is off (the relay command).
+    """
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.OUTBOUND_REPUBLISH_AFTER)
+    due = (
+        Q(status=Status.PENDING, next_attempt_at__isnull=True)
+        | Q(status=Status.PENDING, next_attempt_at__lte=now)
+        | Q(status=Status.PUBLISHED, published_at__lt=stale)
+        | Q(status=Status.SENDING, lease_until__lt=now)
+        | Q(status=Status.HELD)
+    )
+    return sorted(
+        set(
+            OutboundJob.objects.filter(status__in=_ACTIVE)
+            .filter(due)
+            .values_list("tenant_id", "account_id")
+        )
+    )
+
+
+def _publish(tenant_id: int, job_ids: Iterable[int]) -> int:
+    from messaging.tasks_outbound import send_job
+
+    published = 0
+    ids = list(job_ids)
+    if not ids:
+        return 0
+    try:
+        # One broker connection for the whole batch, not one per row.
+        with send_job.app.producer_or_acquire() as producer:
+            for job_id in ids:
+                send_job.apply_async(args=(tenant_id, job_id), retry=False, producer=producer)
+                published += 1
+    except Exception:
+        # The broker is down: the rows stay published and are handed on again later.
+        logger.warning(
+            "outbound: broker unavailable, %s rows wait in the outbox", len(ids) - published
+        )
+    return published
+
+
+def _settle_account_state(account: InstagramAccount) -> None:
+    if account.status == InstagramAccount.Status.ACTIVE:
+        OutboundJob.objects.filter(account=account, status=Status.HELD).update(
+            status=Status.PENDING, next_attempt_at=None
+        )
+    elif account.status == InstagramAccount.Status.DISCONNECTED:
+        for job in OutboundJob.objects.filter(
+            account=account, status__in=[Status.PENDING, Status.PUBLISHED, Status.HELD]
+        ):
+            _finish_failed(
+                job,
+                code="account_disconnected",
+                message="The Instagram account was disconnected before this could be sent.",
+            )
+
+
+def pump(*, account_id: int) -> int:
+    """Hand the account's due rows to the outbound queue; how many were published."""
+    account = InstagramAccount.objects.filter(pk=account_id).first()
+    if account is None:
+        return 0
+    if account.status != InstagramAccount.Status.NEEDS_REAUTH:
+        _settle_account_state(account)
+    now = timezone.now()
+    rows = OutboundJob.objects.filter(account_id=account_id)
+    to_publish: list[int] = []
+    stale = now - timedelta(seconds=settings.OUTBOUND_REPUBLISH_AFTER)
+    with transaction.atomic():
+        lost = list(
+            rows.filter(status=Status.PUBLISHED, published_at__lt=stale)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        orphaned = list(
+            rows.filter(status=Status.SENDING, lease_until__lt=now)
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)
+        )
+        if lost:
+            OutboundJob.objects.filter(pk__in=lost).update(published_at=now)
+        if orphaned:
+            # Taken from its dead worker (the next worker looks at Meta before sending), and
+            # re-woken once per lease, so it is looked at, not hammered.
+            OutboundJob.objects.filter(pk__in=orphaned).update(
+                claimed_by="", lease_until=now + timedelta(seconds=settings.OUTBOUND_LEASE_SECONDS)
+            )
+        to_publish += lost + orphaned
+    in_flight = rows.filter(status__in=_IN_FLIGHT).count()
+    room = settings.OUTBOUND_ACCOUNT_MAX_IN_FLIGHT - in_flight
+    if room > 0 and account.status == InstagramAccount.Status.ACTIVE:
+        earlier_unfinished = OutboundJob.objects.filter(
+            conversation_id=OuterRef("conversation_id"), pk__lt=OuterRef("pk"), status__in=_ACTIVE
+        )
+        with transaction.atomic():
+            claimed = list(
+                rows.filter(status=Status.PENDING)
+                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                .filter(~Exists(earlier_unfinished))
+                .order_by("pk")
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:room]
+            )
+            if claimed:
+                OutboundJob.objects.filter(pk__in=claimed, status=Status.PENDING).update(
+                    status=Status.PUBLISHED, published_at=now
+                )
+        to_publish += claimed
+    if not to_publish:
+        return 0
+    return _publish(account.tenant_id, to_publish)
+
+
+# -- the worker side: one row ------------------------------------------------------------------
+
+
+def pump_next(job: OutboundJob) -> int:
+    """After a row: hand on the next row of its conversation, if the account has room.
+
+    The cheap path that keeps a thread flowing (one statement); everything else waits for the
+    relay's round. The thread's oldest unfinished row is published only while it is waiting and
+    due, and only while the account has fewer than ``OUTBOUND_ACCOUNT_MAX_IN_FLIGHT`` rows in
+    flight.
+    """
+    if job.conversation_id is None:
+        return 0
+    table = OutboundJob._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            UPDATE {table} SET status = %s, published_at = %s
+            WHERE id = (
+                SELECT id FROM {table}
+                WHERE tenant_id = %s AND conversation_id = %s AND status = ANY(%s)
+                ORDER BY id LIMIT 1
+            )
+            AND status = %s AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+            AND (
+                SELECT count(*) FROM {table}
+                WHERE account_id = %s AND status = ANY(%s)
+            ) < %s
+            RETURNING id
+            """,  # noqa: S608 - the table name is the model's own
+            [
+                Status.PUBLISHED,
+                timezone.now(),
+                job.tenant_id,
+                job.conversation_id,
+                _ACTIVE,
+                Status.PENDING,
+                timezone.now(),
+                job.account_id,
+                _IN_FLIGHT,
+                settings.OUTBOUND_ACCOUNT_MAX_IN_FLIGHT,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return 0
+    return _publish(job.tenant_id, [row[0]])
+
+
+def _is_head(job: OutboundJob) -> bool:
+    if job.conversation_id is None:
+        return True
+    return not OutboundJob.objects.filter(
+        conversation_id=job.conversation_id, pk__lt=job.pk, status__in=_ACTIVE
+    ).exists()
+
+
+def _load(job_id: int) -> OutboundJob | None:
+    """The row with everything a send reads, in one query: account (its stored token kept
+    encrypted), conversation, contact and message."""
+    job = (
+        OutboundJob.objects.select_related(
+            "account", "conversation", "conversation__contact", "message"
+        )
+        .defer("account__access_token")
+        .annotate(stored_token=Cast("account__access_token", TextField()))
+        .filter(pk=job_id)
+        .first()
+    )
+    if job is None:
+        return None
+    job.account.stored_token = job.stored_token  # type: ignore[attr-defined]
+    if job.conversation is not None:
+        job.conversation.account = job.account
+        if job.message is not None:
+            job.message.conversation = job.conversation
+    return job
+
+
+def _claim_fast(job_id: int, me: str) -> tuple[OutboundJob | None, str]:
+    """The common case in two statements: a waiting, due row at the head of its thread.
+
+    The row is read, then taken by one conditional UPDATE that also checks nothing changed in
+    between (status and counters as read); the message turns ``sending`` in the same statement.
+    Anything else (a row in ``sending`` whose worker died, not due, not the head, gone) is left
+    to ``_claim``.
+    """
+    job = _load(job_id)
+    if job is None or job.status not in (Status.PENDING, Status.PUBLISHED):
+        return None, "slow"
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.OUTBOUND_LEASE_SECONDS)
+    table = OutboundJob._meta.db_table
+    messages = Message._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH claimed AS (
+                UPDATE {table} AS j
+                SET status = %s, claimed_by = %s, claimed_at = %s, lease_until = %s
+                WHERE j.id = %s AND j.tenant_id = %s AND j.status = %s
+                AND j.attempts = %s AND j.crashes = %s AND j.uncertain = %s
+                AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s)
+                AND (j.conversation_id IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM {table} AS e
+                    WHERE e.conversation_id = j.conversation_id AND e.id < j.id
+                    AND e.status = ANY(%s)
+                ))
+                RETURNING j.id, j.message_id
+            ), marked AS (
+                UPDATE {messages} AS m SET status = %s
+                FROM claimed WHERE m.id = claimed.message_id AND m.status = %s
+                RETURNING m.id
+            )
+            SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM marked)
+            """,  # noqa: S608 - the table names are the models' own
+            [
+                Status.SENDING,
+                me,
+                now,
+                lease,
+                job.pk,
+                job.tenant_id,
+                job.status,
+                job.attempts,
+                job.crashes,
+                job.uncertain,
+                now,
+                _ACTIVE,
+                Message.Status.SENDING,
+                Message.Status.QUEUED,
+            ],
+        )
+        claimed, marked = cursor.fetchone()
+    if not claimed:
+        return None, "slow"
+    job.status = Status.SENDING
+    job.claimed_by = me
+    job.claimed_at = now
+    job.lease_until = lease
+    if marked and job.message is not None:
+        job.message.status = Message.Status.SENDING
+    return job, "claimed"
+
+
+def _claim(job_id: int, me: str) -> tuple[OutboundJob | None, str]:
+    job, state = _claim_fast(job_id, me)
+    if job is not None:
+        return job, state
+    return _claim_slow(job_id, me)
+
+
+def _claim_slow(job_id: int, me: str) -> tuple[OutboundJob | None, str]:
+    now = timezone.now()
+    with transaction.atomic():
+        job = (
+            OutboundJob.objects.select_for_update(of=("self",))
+            .select_related("account")
+            .filter(pk=job_id)
+            .first()
+        )
+        if job is None:
+            return None, "gone"
+        if job.status in OutboundJob.FINISHED:
+            return None, str(job.status)
+        if job.status == Status.HELD:
+            return None, "held"
+        if job.status == Status.SENDING:
+            if not _claim_orphaned(job, now):
+                return None, "busy"
+            job.crashes += 1
+            job.uncertain = True
+        else:
+            if job.next_attempt_at is not None and job.next_attempt_at > now:
+                job.status = Status.PENDING
+                job.save(update_fields=["status"])
+                return None, "later"
+            if not _is_head(job):
+                job.status = Status.PENDING
+                job.save(update_fields=["status"])
+                return None, "waiting"
+        job.status = Status.SENDING
+        job.claimed_by = me
+        job.claimed_at = now
+        job.lease_until = now + timedelta(seconds=settings.OUTBOUND_LEASE_SECONDS)
+        job.save(
+            update_fields=[
+                "status",
+                "claimed_by",
+                "claimed_at",
+                "lease_until",
+                "crashes",
+                "uncertain",
+            ]
+        )
+    if job.message_id is not None:
+        Message.objects.filter(pk=job.message_id, status=Message.Status.QUEUED).update(
+            status=Message.Status.SENDING
+        )
+    return job, "claimed"
+
+
+def _renew_lease(job: OutboundJob, me: str) -> bool:
+    """Still ours? Extend the lease and count the attempt, right before calling Meta."""
+    return bool(
+        OutboundJob.objects.filter(pk=job.pk, status=Status.SENDING, claimed_by=me).update(
+            lease_until=timezone.now() + timedelta(seconds=settings.OUTBOUND_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+    )
+
+
+def _release(job: OutboundJob, *, delay: float, **fields: Any) -> None:
+    """Back to the outbox, to be handed on again after ``delay`` seconds."""
+    values = {
+        "status": Status.PENDING,
+        "next_attempt_at": timezone.now() + timedelta(seconds=max(delay, 0.0)),
+        "claimed_by": "",
+        "lease_until": None,
+        **fields,
+    }
+    OutboundJob.objects.filter(pk=job.pk).update(**values)
+    if job.message_id is not None:
+        Message.objects.filter(pk=job.message_id, status=Message.Status.SENDING).update(
+            status=Message.Status.QUEUED
+        )
+
+
+def _hold_account(account: InstagramAccount) -> None:
+    """The token is dead: every unfinished row of the account waits for the reconnect."""
+    OutboundJob.objects.filter(
+        account=account, status__in=[Status.PENDING, Status.PUBLISHED, Status.SENDING]
+    ).update(status=Status.HELD, claimed_by="", lease_until=None)
+
+
+def _finish_failed(job: OutboundJob, *, code: str, message: str, dead: bool = False) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        OutboundJob.objects.filter(pk=job.pk).update(
+            status=Status.DEAD if dead else Status.FAILED,
+            error_code=code[:64],
+            error_message=message,
+            finished_at=now,
+            claimed_by="",
+            lease_until=None,
+        )
+        if job.message_id is not None:
+            Message.objects.filter(pk=job.message_id).update(
+                status=Message.Status.FAILED, error_code=code[:64], error_message=message
+            )
+            failed = Message.objects.select_related("conversation").get(pk=job.message_id)
+            partner_events.message_failed(message=failed)
+
+
+def _attempt(job: OutboundJob, number: int, started: datetime, outcome: str, **extra: Any) -> None:
+    SendAttempt.objects.create(
+        tenant_id=job.tenant_id,
+        job=job,
+        number=number,
+        started_at=started,
+        duration_ms=int((timezone.now() - started).total_seconds() * 1000),
+        outcome=outcome,
+        **extra,
+    )
+
+
+def _note_send(account: InstagramAccount) -> None:
+    last = account.last_send_at
+    if last is None or timezone.now() - last > timedelta(seconds=10):
+        accounts_onboarding.instagram_account_record_send(account=account)
+
+
+def finish_sent(job: OutboundJob, *, mid: str | None, recipient_id: str | None = None) -> None:
+    """Meta has the message: record its id and mark the row and the message sent."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = OutboundJob.objects.select_for_update().select_related("account").get(pk=job.pk)
+        if locked.status == Status.SENT and (locked.mid or not mid):
+            return
+        message: Message | None = None
+        if locked.message_id is not None:
+            message = Message.objects.select_for_update().get(pk=locked.message_id)
+            message.status = Message.Status.SENT
+            message.error_code = ""
+            message.error_message = ""
+            message.save(update_fields=["status", "error_code", "error_message"])
+        elif locked.action == Action.PRIVATE_REPLY:
+            message = _private_reply_record(locked, mid=mid, recipient_id=recipient_id, at=now)
+        if message is not None and mid and message.mid != mid:
+            message_assign_mid(message=message, mid=mid)
+        if locked.action in (Action.REACT, Action.UNREACT):
+            outbound_services.reaction_record(job=locked, at=now)
+        if message is not None:
+            partner_events.message_sent(message=message)
+        locked.status = Status.SENT
+        locked.mid = mid or locked.mid
+        locked.sent_at = locked.sent_at or now
+        locked.finished_at = now
+        locked.error_code = ""
+        locked.error_message = ""
+        locked.claimed_by = ""
+        locked.lease_until = None
+        locked.uncertain = False
+        if message is not None:
+            locked.message = message
+            locked.conversation_id = message.conversation_id
+        locked.save()
+    _note_send(job.account)
+
+
+def _private_reply_record(
+    job: OutboundJob, *, mid: str | None, recipient_id: str | None, at: datetime
+) -> Message | None:
+    """The comment is answered; the reply joins the commenter's thread once Meta names it."""
+    comment = Comment.objects.select_for_update().get(pk=_id(job.comment_id))
+    message = None
+    if recipient_id:
+        account = job.account
+        contact, _ = contact_get_or_create(account=account, igsid=recipient_id)
+        conversation = conversation_lock(account=account, contact=contact)
+        payload = job.payload
+        message = Message.objects.create(
+            tenant_id=job.tenant_id,
+            account=account,
+            conversation=conversation,
+            direction=Message.Direction.OUTBOUND,
+            kind=Message.Kind.TEXT,
+            text=clean_text(payload.get("text", "")),
+            sender_kind={
+                "agent": Message.SenderKind.AGENT,
+                "automation": Message.SenderKind.AUTOMATION,
+            }.get(job.sender_kind, Message.SenderKind.PARTNER),
+            sender_user_id=payload.get("sender_user_id"),
+            sender_label=clean_text(payload.get("sender_label", ""), max_length=120),
+            sent_at=at,
+            status=Message.Status.SENT,
+        )
+        if conversation.last_message_at is None or at > conversation.last_message_at:
+            conversation.last_message_at = at
+        conversation.save()
+    comment.private_reply_at = at
+    comment.private_reply = message
+    comment.save(update_fields=["private_reply_at", "private_reply"])
+    return message
+
+
+def _call(client: AccountClient, job: OutboundJob, decision: policy.Decision) -> SendResult:
+    payload = job.payload
+    metadata = metadata_for(job.pk)
+    if job.action == Action.PRIVATE_REPLY:
+        comment = Comment.objects.get(pk=_id(job.comment_id))
+        return client.send_private_reply(comment.comment_id, payload["text"])
+    conversation = job.conversation
+    if conversation is None:
+        raise ValueError("this row names no conversation")
+    igsid = conversation.contact.igsid
+    if job.action == Action.REACT:
+        return client.react(igsid, payload["message_mid"], payload.get("reaction") or "love")
+    if job.action == Action.UNREACT:
+        return client.unreact(igsid, payload["message_mid"])
+    if job.action in (Action.TYPING_ON, Action.TYPING_OFF, Action.MARK_SEEN):
+        return client.send_sender_action(igsid, job.action)  # type: ignore[arg-type]
+    content = outbound_services.content_from_payload(payload)
+    kind = content.policy_kind
+    human = decision.human_agent
+    reply_to = content.reply_to_mid or None
+    if kind in (MessageKind.TEXT, MessageKind.QUICK_REPLIES):
+        return client.send_text(
+            igsid,
+            content.text,
+            quick_replies=[
+                QuickReply(title=q.title, payload=q.payload) for q in content.quick_replies
+            ],
+            human_agent=human,
+            reply_to_mid=reply_to,
+            metadata=metadata,
+        )
+    if kind in outbound_services.MEDIA_KINDS:
+        return client.send_attachment(
+            igsid,
+            kind.value,  # type: ignore[arg-type]
+            url=content.url or None,
+            attachment_id=content.attachment_id or None,
+            human_agent=human,
+            reply_to_mid=reply_to,
+            metadata=metadata,
+        )
+    if kind == MessageKind.LIKE_HEART:
+        return client.send_like_heart(igsid, human_agent=human, metadata=metadata)
+    if kind == MessageKind.POST_SHARE:
+        return client.send_media_share(
+            igsid, content.media_id, human_agent=human, metadata=metadata
+        )
+    if kind == MessageKind.GENERIC_TEMPLATE:
+        elements = [
+            TemplateElement(
+                title=card.title,
+                subtitle=card.subtitle or None,
+                image_url=card.image_url or None,
+                default_action_url=card.default_action_url or None,
+                buttons=tuple(
+                    Button(
+                        type=b.type,  # type: ignore[arg-type]
+                        title=b.title,
+                        url=b.url or None,
+                        payload=b.payload or None,
+                    )
+                    for b in card.buttons
+                ),
+            )
+            for card in content.elements
+        ]
+        return client.send_generic_template(igsid, elements, human_agent=human, metadata=metadata)
+    raise ValueError(f"unknown message kind {kind!r}")
+
+
+def _policy_kind(job: OutboundJob) -> MessageKind:
+    if job.action == Action.PRIVATE_REPLY:
+        return MessageKind.PRIVATE_REPLY
+    if job.action in (Action.REACT, Action.UNREACT):
+        return MessageKind.REACTION
+    if job.action == Action.MARK_SEEN:
+        return MessageKind.MARK_SEEN
+    if job.action in (Action.TYPING_ON, Action.TYPING_OFF):
+        return MessageKind.TYPING
+    return outbound_services.content_from_payload(job.payload).policy_kind
+
+
+def _recheck(job: OutboundJob) -> policy.Decision:
+    """The policy again, at send time: a row may have waited past a window."""
+    if job.action == Action.PRIVATE_REPLY:
+        comment = Comment.objects.select_related("account").get(pk=_id(job.comment_id))
+        return policy.check(
+            conversation=None,
+            sender=job.sender_kind,
+            kind=MessageKind.PRIVATE_REPLY,
+            account=job.account,
+            comment=comment,
+        )
+    conversation = job.conversation
+    if conversation is None or conversation.pk != job.conversation_id:
+        conversation = Conversation.objects.select_related("account", "contact").get(
+            pk=_id(job.conversation_id)
+        )
+        job.conversation = conversation
+    # The window, the thread's owner and the account are decided afresh on the conversation
+    # read with the row; the disclosure was settled when the row was written.
+    return policy.check(
+        conversation=conversation,
+        sender=job.sender_kind,
+        kind=_policy_kind(job),
+        account=job.account,
+        settings=policy.settings_for_sending(job.account),
+        disclosure=False,
+    )
+
+
+def reconcile(job: OutboundJob, client: AccountClient) -> str | None:
+    """Meta's id of this row's message if an earlier call delivered it, else None.
+
+    The echo webhook (its ``metadata`` is the row's id) may have told us already; otherwise the
+    thread is read through the Conversations API: a message from the business written after
+    the row, not known as another of our messages, with the same text. A thread has one row in
+    flight at a time, so the match cannot be a neighbour's.
+    """
+    job.refresh_from_db(fields=["mid"])
+    if job.mid:
+        return job.mid
+    if job.action != Action.MESSAGE or job.conversation_id is None:
+        return None
+    conversation = Conversation.objects.select_related("contact").get(pk=job.conversation_id)
+    igsid = conversation.contact.igsid
+    meta_id = conversation.meta_conversation_id
+    if not meta_id:
+        found = client.find_conversation(igsid)
+        if found is None:
+            return None
+        meta_id = found.id
+        Conversation.objects.filter(pk=conversation.pk).update(meta_conversation_id=meta_id)
+    page = client.conversation_messages(meta_id, fields="id,created_time,from,message")
+    since = job.created_at - timedelta(seconds=settings.OUTBOUND_RECONCILE_SKEW)
+    ids = [m.id for m in page.items]
+    claimed = set(
+        Message.objects.filter(account_id=job.account_id, mid__in=ids)
+        .exclude(sender_kind=Message.SenderKind.EXTERNAL)
+        .exclude(pk=job.message_id or 0)
+        .values_list("mid", flat=True)
+    )
+    text = job.payload.get("text")
+    for item in page.items:  # newest first
+        if item.created_time is not None and item.created_time < since:
+            break
+        if item.sender is not None and item.sender.id == igsid:
+            continue
+        if item.id in claimed:
+            continue
+        if text and (item.text or "") != text:
+            continue
+        return item.id
+    return None
+
+
+def _reconcile_first(job: OutboundJob, client: AccountClient) -> str:
+    """Settle an uncertain row before anything is sent again: sent, clear, or unknown."""
+    try:
+        mid = reconcile(job, client)
+    except MetaAuthError:
+        raise
+    except MetaError as exc:
+        logger.info("outbound %s: Meta could not be asked yet (%s)", job.pk, exc.reason)
+        return "unknown"
+    if mid:
+        _attempt(job, job.attempts, timezone.now(), "reconciled")
+        finish_sent(job, mid=mid)
+        return "sent"
+    OutboundJob.objects.filter(pk=job.pk).update(uncertain=False)
+    job.uncertain = False
+    return "clear"
+
+
+def job_run(*, job_id: int) -> str:
+    """Send one outbox row (the ``outbound.send`` task's body); a word saying what happened."""
+    me = worker_identity()
+    job, state = _claim(job_id, me)
+    if job is None:
+        return state
+    try:
+        return _work(job, me)
+    except Exception:
+        logger.exception("outbound %s failed unexpectedly", job.pk)
+        _release(job, delay=backoff_delay(job.attempts + 1))
+        return "error"
+    finally:
+        pump_next(job)
+
+
+def _work(job: OutboundJob, me: str) -> str:
+    account = job.account
+    if account.status == InstagramAccount.Status.NEEDS_REAUTH:
+        _hold_account(account)
+        return "held"
+    if account.status == InstagramAccount.Status.DISCONNECTED:
+        _finish_failed(
+            job,
+            code="account_disconnected",
+            message="The Instagram account was disconnected before this could be sent.",
+        )
+        return "failed"
+    client = _account_client(account)
+    if job.uncertain:
+        try:
+            settled = _reconcile_first(job, client)
+        except MetaAuthError as exc:
+            accounts_onboarding.instagram_account_mark_needs_reauth(account=account, error=exc)
+            _hold_account(account)
+            return "held"
+        if settled == "sent":
+            return "reconciled"
+        if settled == "unknown":
+            _release(job, delay=settings.OUTBOUND_RECONCILE_RETRY)
+            return "unknown"
+    if job.crashes >= settings.OUTBOUND_MAX_CRASHES:
+        _finish_failed(
+            job,
+            code="worker_crashed",
+            message=(
+                f"Sending this stopped the sending worker {job.crashes} times; it was put aside "
+                "so other messages keep flowing. Retry it, or contact support if it happens again."
+            ),
+            dead=True,
+        )
+        return "dead"
+    decision = _recheck(job)
+    if not decision.allowed:
+        _finish_failed(job, code=decision.code, message=decision.message)
+        return "refused"
+    grant = ratelimit.acquire(
+        account.pk, bucket_for(job), max_wait=settings.OUTBOUND_TOKEN_MAX_WAIT
+    )
+    if not grant.granted:
+        _release(job, delay=grant.wait)
+        return "paused" if grant.paused else "throttled"
+    if not _renew_lease(job, me):
+        return "lost"
+    number = job.attempts + 1
+    job.attempts = number
+    started = timezone.now()
+    try:
+        if job.take_control or decision.take_control:
+            _take_control(client, job)
+        result = _call(client, job, decision)
+    except MetaRateLimitError as exc:
+        _attempt(job, number, started, "rate_limited", error_code=exc.reason, meta_code=exc.code)
+        pause = min(
+            exc.retry_after or settings.OUTBOUND_RATE_LIMIT_PAUSE,
+            settings.OUTBOUND_RATE_LIMIT_PAUSE_MAX,
+        )
+        ratelimit.pause(account.pk, pause)
+        # A rate limit is not the message's fault: the attempt is given back.
+        _release(job, delay=pause, attempts=F("attempts") - 1)
+        OutboundJob.objects.filter(
+            account=account, status=Status.PENDING, next_attempt_at__isnull=True
+        ).update(next_attempt_at=timezone.now() + timedelta(seconds=pause))
+        return "rate_limited"
+    except MetaAuthError as exc:
+        _attempt(job, number, started, "auth", error_code=exc.reason, meta_code=exc.code)
+        OutboundJob.objects.filter(pk=job.pk).update(
+            attempts=F("attempts") - 1, error_code=exc.reason, error_message=exc.user_message
+        )
+        accounts_onboarding.instagram_account_mark_needs_reauth(account=account, error=exc)
+        _hold_account(account)
+        return "held"
+    except MetaTransientError as exc:
+        _attempt(job, number, started, "transient", error_code=exc.reason, meta_code=exc.code)
+        if exc.may_have_succeeded:
+            OutboundJob.objects.filter(pk=job.pk).update(uncertain=True)
+            job.uncertain = True
+        if number >= settings.OUTBOUND_MAX_ATTEMPTS:
+            if job.uncertain and _reconcile_first(job, client) == "sent":
+                return "reconciled"
+            _finish_failed(
+                job,
+                code=exc.reason,
+                message=f"{exc.user_message} It failed {number} times; it was given up.",
+                dead=True,
+            )
+            accounts_onboarding.instagram_account_record_error(account=account, error=exc)
+            return "dead"
+        _release(
+            job,
+            delay=backoff_delay(number),
+            error_code=exc.reason,
+            error_message=exc.user_message,
+        )
+        return "retry"
+    except MetaError as exc:
+        _attempt(job, number, started, "failed", error_code=exc.reason, meta_code=exc.code)
+        if (
+            job.action == Action.PRIVATE_REPLY
+            and exc.reason == Reason.ALREADY_REPLIED
+            and (job.crashes or number > 1)
+        ):
+            # An earlier call that we lost track of answered the comment.
+            finish_sent(job, mid=None)
+            return "reconciled"
+        if (
+            exc.reason in (Reason.NOT_THREAD_OWNER, Reason.THREAD_OWNED_BY_OTHER_APP)
+            and job.conversation_id is not None
+        ):
+            Conversation.objects.filter(pk=job.conversation_id).update(owned_by_other_app=True)
+        _finish_failed(job, code=exc.reason, message=exc.user_message)
+        accounts_onboarding.instagram_account_record_error(account=account, error=exc)
+        return "failed"
+    except ValueError as exc:
+        _attempt(job, number, started, "failed", error_code="invalid_message")
+        _finish_failed(job, code="invalid_message", message=f"This message can't be sent: {exc}.")
+        return "failed"
+    if not _finish_sent_fast(job, me, mid=result.message_id, number=number, started=started):
+        _attempt(job, number, started, "sent")
+        finish_sent(job, mid=result.message_id, recipient_id=result.recipient_id)
+    return "sent"
+
+
+class _NotOurs(Exception):
+    pass
+
+
+def _finish_sent_fast(
+    job: OutboundJob, me: str, *, mid: str | None, number: int, started: datetime
+) -> bool:
+    """The common end of a message send in one transaction: row, message and attempt written,
+    the partner event emitted. False (nothing written) leaves it to ``finish_sent``: the row is
+    no longer ours, or an echo already stored a message under this id."""
+    message = job.message
+    if job.action != Action.MESSAGE or message is None or not mid:
+        return False
+    try:
+        clean = clean_mid(mid)
+    except ValueError:
+        return False
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            if not OutboundJob.objects.filter(
+                pk=job.pk, status=Status.SENDING, claimed_by=me
+            ).update(
+                status=Status.SENT,
+                mid=mid,
+                sent_at=Coalesce("sent_at", Value(now)),
+                finished_at=now,
+                error_code="",
+                error_message="",
+                claimed_by="",
+                lease_until=None,
+                uncertain=False,
+            ):
+                raise _NotOurs
+            Message.objects.filter(pk=message.pk).update(
+                status=Message.Status.SENT, error_code="", error_message="", mid=clean
+            )
+            _attempt(job, number, started, "sent")
+            message.status = Message.Status.SENT
+            message.error_code = ""
+            message.error_message = ""
+            message.mid = clean
+            partner_events.message_sent(message=message)
+    except (_NotOurs, IntegrityError):
+        message.refresh_from_db()
+        return False
+    job.status = Status.SENT
+    job.mid = mid
+    _note_send(job.account)
+    return True
+
+
+def _take_control(client: AccountClient, job: OutboundJob) -> None:
+    conversation = job.conversation
+    if conversation is None:
+        return
+    client.take_thread_control(conversation.contact.igsid, metadata="An agent is answering")
+    Conversation.objects.filter(pk=conversation.pk).update(owned_by_other_app=False)
+
+
+# -- echoes ------------------------------------------------------------------------------------
+
+
+def echo_received(*, account: InstagramAccount, mid: str, metadata: str | None) -> bool:
+    """The echo of one of our sends (its ``metadata`` names the row): match it, never store it
+    twice. True when it belonged to a row."""
+    job_id = job_id_from_metadata(metadata)
+    if job_id is None:
+        return False
+    job = OutboundJob.objects.filter(pk=job_id, account=account).first()
+    if job is None:
+        return False
+    if job.status == Status.SENT and job.mid:
+        return True
+    OutboundJob.objects.filter(pk=job.pk, mid="").update(mid=mid)
+    if job.status == Status.SENDING and job.uncertain:
+        # A worker died after Meta took the message: the echo settles it.
+        finish_sent(job, mid=mid)
+    elif job.message_id is not None:
+        message = Message.objects.filter(pk=job.message_id).first()
+        if message is not None and not message.mid:
+            message_assign_mid(message=message, mid=mid)
+    return True
