@@ -248,6 +248,8 @@ SPECTACULAR_SETTINGS = {
         "InstagramAccountStatusEnum": "accounts.models.InstagramAccount.Status",
         "AccountHealthEnum": "accounts.models.AccountHealth",
         "OnboardingLinkStateEnum": "accounts.models.OnboardingLink.State",
+        "MessageKindEnum": "messaging.models.Message.Kind",
+        "SendKindEnum": "messaging.api.views_send.SEND_KINDS",
     },
 }
 

@@ -65,6 +65,17 @@ class SenderInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
         return attrs
 
 
+class OptionalURLField(serializers.URLField):
+    """An optional URL that reads as "" when left out (documented without a blank default)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def get_default(self) -> str:
+        return ""
+
+
 class QuickReplyInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
     title = serializers.CharField(max_length=20)
     payload = serializers.CharField(max_length=1000)
@@ -73,39 +84,46 @@ class QuickReplyInputSerializer(serializers.Serializer):  # type: ignore[type-ar
 class ButtonInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
     type = serializers.ChoiceField(choices=["web_url", "postback"])
     title = serializers.CharField(max_length=20)
-    url = serializers.URLField(required=False, default="")
-    payload = serializers.CharField(max_length=1000, required=False, default="")
+    url = OptionalURLField()
+    payload = serializers.CharField(max_length=1000, required=False, default="", allow_blank=True)
 
 
 class CardInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
     title = serializers.CharField(max_length=80)
-    subtitle = serializers.CharField(max_length=80, required=False, default="")
-    image_url = serializers.URLField(required=False, default="")
-    default_action_url = serializers.URLField(required=False, default="")
+    subtitle = serializers.CharField(max_length=80, required=False, default="", allow_blank=True)
+    image_url = OptionalURLField()
+    default_action_url = OptionalURLField()
     buttons = ButtonInputSerializer(many=True, required=False, default=list)
 
 
+SEND_KINDS = [
+    "text",
+    "image",
+    "video",
+    "audio",
+    "file",
+    "like_heart",
+    "post_share",
+    "generic_template",
+]
+
+
 class MessageSendInputSerializer(SenderInputSerializer):
-    kind = serializers.ChoiceField(
-        choices=[
-            "text",
-            "image",
-            "video",
-            "audio",
-            "file",
-            "like_heart",
-            "post_share",
-            "generic_template",
-        ]
-    )
+    kind = serializers.ChoiceField(choices=SEND_KINDS)
     # The byte limit (1000 bytes of UTF-8) is checked by the service with a clear error.
-    text = serializers.CharField(required=False, default="", trim_whitespace=False)
-    url = serializers.URLField(required=False, default="", max_length=2000)
-    attachment_id = serializers.CharField(required=False, default="", max_length=64)
-    media_id = serializers.CharField(required=False, default="", max_length=64)
+    text = serializers.CharField(
+        required=False, default="", allow_blank=True, trim_whitespace=False
+    )
+    url = OptionalURLField(max_length=2000)
+    attachment_id = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=64
+    )
+    media_id = serializers.CharField(required=False, default="", allow_blank=True, max_length=64)
     quick_replies = QuickReplyInputSerializer(many=True, required=False, default=list)
     elements = CardInputSerializer(many=True, required=False, default=list)
-    reply_to_mid = serializers.CharField(required=False, default="", max_length=1024)
+    reply_to_mid = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=1024
+    )
 
 
 class PrivateReplyInputSerializer(SenderInputSerializer):
