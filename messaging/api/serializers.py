@@ -89,12 +89,12 @@ class ConversationOutputSerializer(serializers.ModelSerializer[Conversation]):
         read_only=True
     )
     assignee: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
-        read_only=True
+        read_only=True, allow_null=True
     )
     contact = ContactSummarySerializer(read_only=True)
     last_message = serializers.SerializerMethodField()
-    window_closes_at = serializers.DateTimeField(read_only=True)
-    human_agent_window_closes_at = serializers.DateTimeField(read_only=True)
+    window_closes_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    human_agent_window_closes_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = Conversation
