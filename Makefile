@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint typecheck fmt services clean
+.PHONY: demo test check lint typecheck fmt services clean bench drills
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: $(VENV)/.dev services
 
 services:
 	scripts/ensure-test-services.sh
+
+## Benchmarks (bench/README.md): a private stack on loopback, about 7 minutes, never in CI.
+bench: $(VENV)/.dev services
+	$(PY) -m bench.webhooks
+
+## Reliability drills W8-W11 (tests/drills): kills and outages on private services, ~7 minutes.
+drills: $(VENV)/.dev services
+	RUN_DRILLS=1 $(PY) -m pytest tests/drills -s -v -p no:cacheprovider $(PYTEST_ARGS)
 
 ## Format check, lint and type check (run by CI before the tests).
 check: lint typecheck

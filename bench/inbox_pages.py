@@ -6,7 +6,8 @@ Creates a fresh PostgreSQL database (migrated; dropped afterwards), seeds one wo
 ``--conversations`` conversations across three accounts (COPY, a message each, some unread,
 assigned, resolved and story mentions) plus one thread of ``--thread`` messages, then times
 the pages with Django's test client as a signed-in agent: the list in its main views, a search,
-the thread page, the thread fragment and the live-update poll. Reports median, p95 and max in
+the thread page (it opens on the newest 60 messages), a page of earlier messages, the thread
+fragment and the live-update poll. Reports median, p95 and max in
 milliseconds and the number of queries of each page, prints a table and writes
 ``bench/results/inbox_pages.json``.
 """
@@ -207,10 +208,15 @@ def seed(conversations: int, thread_size: int) -> dict[str, Any]:
         )
         cursor.execute("ANALYZE")
     raw.commit()
+    with scopes_disabled():
+        middle = Message.objects.filter(conversation_id=big_id).order_by("-sent_at", "-id")[
+            thread_size // 2
+        ]
     return {
         "tenant": tenant,
         "agent": agent,
         "thread_id": big_id,
+        "middle_id": middle.pk,
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -237,6 +243,31 @@ def measure(client: Any, url: str, requests: int) -> dict[str, Any]:
         "p95_ms": round(_percentile(times, 0.95), 1),
         "max_ms": round(max(times), 1),
         "queries": queries,
+    }
+
+
+def measure_counts(seeded: dict[str, Any], requests: int) -> dict[str, Any]:
+    """The filter counts as computed once after any conversation changes (then cached)."""
+    from django_scopes import scope
+
+    from messaging import selectors_inbox
+
+    times = []
+    with scope(tenant=seeded["tenant"]):
+        visible = list(seeded["tenant"].instagram_accounts.values_list("pk", flat=True))
+        for i in range(requests):
+            started = time.perf_counter()
+            selectors_inbox.inbox_counts(
+                user_id=seeded["agent"].pk, visible_account_ids=visible, fingerprint=f"bench-{i}"
+            )
+            times.append((time.perf_counter() - started) * 1000)
+    return {
+        "url": "(selector)",
+        "requests": requests,
+        "median_ms": round(statistics.median(times), 1),
+        "p95_ms": round(_percentile(times, 0.95), 1),
+        "max_ms": round(max(times), 1),
+        "queries": 4,
     }
 
 
@@ -269,14 +300,19 @@ def main() -> int:
             "inbox list (story mentions)": "/inbox/?kind=story_mentions",
             "search (full text)": "/inbox/?q=linen%20refund",
             f"thread page ({args.thread} messages)": f"/inbox/{thread}/",
+            "thread, earlier messages": f"/inbox/{thread}/earlier/?before={seeded['middle_id']}",
             "thread fragment (htmx)": f"/inbox/{thread}/thread/",
             "live-update poll": f"/inbox/poll/?conversation={thread}",
         }
         results = {name: measure(client, url, args.requests) for name, url in pages.items()}
+        results["filter counts after a change (uncached)"] = measure_counts(seeded, args.requests)
     finally:
         teardown_databases(old, verbosity=0)
 
     report = {
+        # The machine's load while measuring: on a shared machine, figures scale with it.
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
         "conversations": args.conversations,
         "thread_messages": args.thread,
         "seed_seconds": seeded["seconds"],
@@ -293,7 +329,8 @@ def main() -> int:
             f"{name:36} {r['median_ms']:>6.1f}ms {r['p95_ms']:>6.1f}ms {r['max_ms']:>6.1f}ms "
             f"{r['queries']:>8}"
         )
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    print(f"\nload average (1 min) at the end: {report['load_average_1m_at_end']}")
+    print(f"written to {out.relative_to(ROOT)}")
     return 0
 
 

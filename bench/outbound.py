@@ -80,9 +80,10 @@ def main() -> int:
                     "app": {"limit": 10_000_000, "window_s": 3600},
                 },
             )
+            from accounts.models import Tenant
             from tests.factories import TenantFactory
 
-            tenant = TenantFactory(name="Bench agency")
+            tenant: Tenant = TenantFactory(name="Bench agency")  # type: ignore[assignment]
             with scope(tenant=tenant.pk):
                 acme = seed._account(
                     tenant, seed.ACME_PAGE, seed.ACME_IG, seed.ACME_TOKEN, "acme.store"
@@ -160,7 +161,13 @@ def main() -> int:
                 elapsed = time.monotonic() - started
                 jobs = list(OutboundJob.objects.filter(status="sent").order_by("sent_at"))
                 sent = len(jobs)
-                span = (jobs[-1].sent_at - jobs[0].sent_at).total_seconds() if sent > 1 else 0
+                first_sent = jobs[0].sent_at if jobs else None
+                last_sent = jobs[-1].sent_at if jobs else None
+                span = (
+                    (last_sent - first_sent).total_seconds()
+                    if sent > 1 and first_sent and last_sent
+                    else 0
+                )
                 # Queue wait counts from when the workers were up to take rows.
                 t0 = jobs[0].claimed_at if jobs else None
                 waits = [

@@ -39,7 +39,7 @@ def seed(*, migrate: bool = True) -> dict[str, object]:
             ig_user_id=BUSINESS_IG_ID,
             username="bench_brand",
             login_kind=InstagramAccount.LoginKind.FACEBOOK,
-            access_token="EAAG-bench-page-token",
+            access_token="EAAG-bench-page-token",  # noqa: S106 (a placeholder, never sent)
         )
         _, api_key = services.api_key_create(
             tenant=tenant, name="bench", scopes=list(ApiScope.values), created_by=None

@@ -32,9 +32,10 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").is_dir() els
 BIN = Path(PYTHON).parent
 HOST = "127.0.0.1"
 
-APP_SECRET = "bench-meta-app-secret"
-INSTAGRAM_APP_SECRET = "bench-instagram-app-secret"
-VERIFY_TOKEN = "bench-verify-token"
+# Throwaway values for the private stack, which only ever listens on loopback.
+APP_SECRET = "bench-meta-app-secret"  # noqa: S105
+INSTAGRAM_APP_SECRET = "bench-instagram-app-secret"  # noqa: S105
+VERIFY_TOKEN = "bench-verify-token"  # noqa: S105
 
 WEBHOOK_TABLE = "webhooks_webhookevent"
 MESSAGE_TABLE = "messaging_message"
@@ -124,15 +125,13 @@ def _pg_bin() -> Path:
 
 
 def _stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM the group's leader (a graceful stop), then SIGKILL the whole group after ``grace``."""
+    """SIGTERM the group's leader (graceful stop), then SIGKILL the whole group after ``grace``."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGCONT)
             os.kill(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -183,7 +182,7 @@ class PrivatePostgres(Postgres):
     def __init__(self) -> None:
         super().__init__(port=free_port())
         self.bin = _pg_bin()
-        self.dir = Path(tempfile.mkdtemp(prefix="igdm-pg-", dir="/tmp"))  # noqa: S108
+        self.dir = Path(tempfile.mkdtemp(prefix="igdm-pg-", dir="/tmp"))
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
         self._run_as = _as_postgres_user()
@@ -488,7 +487,8 @@ def db_counts(pg: Postgres, dbname: str) -> Counts:
         messages = conn.execute(
             f"SELECT count(*), count(DISTINCT (account_id, mid)) FROM {MESSAGE_TABLE}"  # noqa: S608
         ).fetchone()
-    assert row is not None and messages is not None
+    assert row is not None
+    assert messages is not None
     return Counts(*row, *messages)
 
 

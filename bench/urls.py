@@ -13,7 +13,5 @@ def bare(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"OK", content_type="text/plain")
 
 
-urlpatterns: list[URLPattern | URLResolver] = [
-    path("bench/bare", bare, name="bench-bare"),
-    *product_urlpatterns,
-]
+urlpatterns: list[URLPattern | URLResolver] = [path("bench/bare", bare, name="bench-bare")]
+urlpatterns += product_urlpatterns  # type: ignore[arg-type]

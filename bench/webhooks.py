@@ -28,6 +28,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +124,16 @@ def _step(port: int, make: Callable[[int], loadgen.Request], rate: int, seconds:
     return {"rate": rate, "seconds": seconds, **loadgen.summarise(outcomes)}
 
 
-def ack_and_bare(stack: AppStack, events: Events, rates: list[int], seconds: float) -> Any:
+def ack_and_bare(
+    stack: AppStack, events: Events, rates: list[int], seconds: float, results: dict[str, Any]
+) -> None:
     """(a) and (b): the webhook and the bare view at the same fixed rates."""
-    webhook_steps, bare_steps = [], []
+    webhook_steps: list[dict[str, Any]] = results.setdefault("webhook_steps", [])
+    bare_steps: list[dict[str, Any]] = results.setdefault("bare_steps", [])
     for rate in rates:
-        step = _step(stack.web_port, lambda i, r=rate: events.request(f"a{r}", i), rate, seconds)
-        step["drain"] = _wait_drained(stack, timeout=120)
+        phase = f"a{rate}"
+        step = _step(stack.web_port, partial(events.request, phase), rate, seconds)
+        step["drain"] = _wait_drained(stack, timeout=90)
         drained = step["drain"]["processed_while_waiting"]
         step["drain"]["events_per_second"] = (
             round(drained / step["drain"]["seconds"], 1) if step["drain"]["seconds"] else None
@@ -139,7 +144,6 @@ def ack_and_bare(stack: AppStack, events: Events, rates: list[int], seconds: flo
         bare_steps.append(bare)
         _print_step("bare", bare)
         time.sleep(1)
-    return webhook_steps, bare_steps
 
 
 def _print_step(name: str, step: dict[str, Any]) -> None:
@@ -284,6 +288,12 @@ def _verdict(ok: bool) -> str:
 
 def report(results: dict[str, Any]) -> str:
     lines = [f"Webhook benchmark, {results['date']} ({results['machine']['cpus']} CPUs)", ""]
+    if "incomplete" in results:
+        lines += [f"INCOMPLETE: {results['incomplete']}", ""]
+    results.setdefault("webhook_steps", [])
+    results.setdefault("bare_steps", [])
+    steps = min(len(results["webhook_steps"]), len(results["bare_steps"]))
+    results["webhook_steps"] = results["webhook_steps"][:steps]
     lines.append("(a) webhook acks vs (b) bare Django view, open loop, fixed rates")
     lines.append(
         f"{'rate/s':>7} | {'webhook ok/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>7} | "
@@ -296,15 +306,22 @@ def report(results: dict[str, Any]) -> str:
             f"{bare['p50_ms']:>8} {bare['p99_ms']:>8} {bare['non_2xx']:>7} | "
             f"{hook['drain']['events_per_second']!s:>10}"
         )
-    e2e = results["e2e"]
+    verdicts: dict[str, str] = {}
+    results["verdicts"] = verdicts
+    e2e = results.get("e2e")
+    if e2e is None:
+        return "\n".join(lines)
+    verdicts["P3"] = _verdict(e2e["p95_ms"] < 2000 and e2e["p99_ms"] < 5000)
     lines += [
         "",
         f"(c) P3 end to end at {e2e['rate']} msg/s for {e2e['seconds']:.0f} s "
         f"(target {TARGETS['P3']}): p50 {e2e['p50_ms']} ms, p95 {e2e['p95_ms']} ms, "
         f"p99 {e2e['p99_ms']} ms, max {e2e['max_ms']} ms; {e2e['visible']}/{e2e['acked']} "
-        f"visible -> {_verdict(e2e['p95_ms'] < 2000 and e2e['p99_ms'] < 5000)}",
+        f"visible -> {verdicts['P3']}",
     ]
-    p = results["p1"]
+    p = results.get("p1")
+    if p is None:
+        return "\n".join(lines)
     p1_ok = (
         p["p50_ms"] <= 15 and p["p99_ms"] <= 100 and p["max_ms"] <= 1000
         and p["non_2xx"] == 0 and p["lost"] == 0
@@ -314,13 +331,13 @@ def report(results: dict[str, Any]) -> str:
         f"p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms, max {p['max_ms']} ms, "
         f"non-2xx {p['non_2xx']}, lost {p['lost']} -> {_verdict(p1_ok)}",
     ]
-    results["verdicts"] = {"P1": _verdict(p1_ok), "P3": lines[-2].rsplit(" ", 1)[-1]}
+    verdicts["P1"] = _verdict(p1_ok)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", default="100,200,400,800", help="fixed rates for (a)/(b)")
+    parser.add_argument("--rates", default="100,200,400", help="fixed rates for (a)/(b)")
     parser.add_argument("--step-seconds", type=float, default=10)
     parser.add_argument("--e2e-rate", type=int, default=50)
     parser.add_argument("--e2e-seconds", type=float, default=30)
@@ -339,9 +356,17 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": len(os.sched_getaffinity(0)),
             "python": platform.python_version(),
             "host": platform.node(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "targets": TARGETS,
     }
+    load = os.getloadavg()[0]
+    if load > results["machine"]["cpus"]:
+        print(
+            f"warning: load average {load:.1f} on {results['machine']['cpus']} CPUs: other work "
+            "competes with the stack and the figures will be pessimistic",
+            file=sys.stderr,
+        )
     pg = Postgres()
     dbname = f"bench_igdm_{os.getpid()}"
     with workspace("igdm-bench-") as workdir:
@@ -360,9 +385,7 @@ def main(argv: list[str] | None = None) -> int:
             _wait_drained(stack, timeout=60)
             rates = [int(r) for r in args.rates.split(",") if r]
             print("(a)/(b) fixed rates")
-            results["webhook_steps"], results["bare_steps"] = ack_and_bare(
-                stack, events, rates, args.step_seconds
-            )
+            ack_and_bare(stack, events, rates, args.step_seconds, results)
             print("(c) end to end")
             results["e2e"] = end_to_end(
                 stack, events, seed["api_key"],
@@ -370,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             print(f"(d) P1 {args.p1_rate} req/s for {args.p1_seconds:.0f} s")
             results["p1"] = p1(stack, events, rate=args.p1_rate, seconds=args.p1_seconds)
+        except TimeLimit:
+            results["incomplete"] = f"stopped by the {args.time_limit} s time limit"
+            print(results["incomplete"], file=sys.stderr)
         except BaseException:
             for name in ("web", "worker", "relay"):
                 print(f"--- {name} log tail ---\n{stack.log_tail(name)}", file=sys.stderr)
@@ -383,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:
                 print(f"could not drop {dbname}: {exc}", file=sys.stderr)
     results["wall_seconds"] = round(time.monotonic() - began, 1)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     text = report(results)
     print()
     print(text)

@@ -2,11 +2,13 @@
 
 - ``pump`` hands an account's due rows to the ``outbound`` queue. Only the oldest unfinished
   row of a conversation is ever handed on (so a thread's messages reach the customer in the
-  order they were written), and at most ``OUTBOUND_ACCOUNT_MAX_IN_FLIGHT`` rows per account
-  sit in the broker or in a worker at once, so a busy account never stands in front of the
-  others. It also re-publishes rows whose wake-up the broker lost, and rows whose worker died
-  while sending. The relay process (``manage.py outbound_relay``) pumps every account with
-  work; a worker pumps its account after each row, so a thread flows without waiting.
+  order they were written), and an account has at most its share of rows in the broker or in
+  a worker at once (``account_share``: the workers' threads split between the accounts with
+  work, capped by ``OUTBOUND_ACCOUNT_MAX_IN_FLIGHT``), so busy accounts never stand in front
+  of the others. It also re-publishes rows whose wake-up the broker lost, and rows whose
+  worker died while sending. The relay process (``manage.py outbound_relay``) pumps every
+  account with work; a worker pumps its account after each row, so a thread flows without
+  waiting.
 - ``job_run`` (the ``outbound.send`` task) claims a row for a lease, re-asks the policy, takes a
   token from the account's budget, calls the Send API with the row's id as ``metadata``, and
   finishes the row. A row found in ``sending`` by a dead worker is first looked for at Meta
@@ -18,6 +20,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import socket
@@ -167,6 +170,48 @@ def _account_client(account: InstagramAccount) -> AccountClient:
     return made
 
 
+# How many rows every account together may hold in the broker and the workers: about the
+# workers' threads, so a row handed on finds a thread at once and a quiet account never queues
+# behind the busy ones. Each account with work gets an equal share of it (at least
+# ``_MIN_SHARE``, at most ``OUTBOUND_ACCOUNT_MAX_IN_FLIGHT``); the number of accounts with
+# work is counted at most once a second per process.
+_MIN_SHARE = 2
+_sharing = threading.local()
+
+
+def total_in_flight() -> int:
+    configured = getattr(settings, "OUTBOUND_TOTAL_IN_FLIGHT", None)
+    if configured is None:
+        configured = int(os.environ.get("OUTBOUND_TOTAL_IN_FLIGHT", "64"))
+    return int(configured)
+
+
+def _accounts_sending() -> int:
+    now = time.monotonic()
+    held: tuple[float, int] | None = getattr(_sharing, "held", None)
+    if held is not None and held[0] > now:
+        return held[1]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(DISTINCT account_id) FROM {OutboundJob._meta.db_table} "  # noqa: S608
+            "WHERE status = ANY(%s)",
+            [[Status.PENDING, Status.PUBLISHED, Status.SENDING]],
+        )
+        count = max(1, int(cursor.fetchone()[0]))
+    _sharing.held = (now + 1.0, count)
+    return count
+
+
+def account_share() -> int:
+    """Rows one account may have in flight now: its share of ``total_in_flight``, and no more
+    than its text budget can send in about half a second (more would only hold worker threads
+    waiting for the budget)."""
+    share = total_in_flight() // _accounts_sending()
+    limit, window = settings.OUTBOUND_RATE_LIMITS[ratelimit.TEXT]
+    by_rate = math.ceil(float(limit) / float(window) * 0.5) + 1
+    return max(_MIN_SHARE, min(settings.OUTBOUND_ACCOUNT_MAX_IN_FLIGHT, share, by_rate))
+
+
 def bucket_for(job: OutboundJob) -> str:
     if job.action == Action.PRIVATE_REPLY:
         return ratelimit.PRIVATE_REPLY
@@ -270,7 +315,7 @@ def pump(*, account_id: int) -> int:
             )
         to_publish += lost + orphaned
     in_flight = rows.filter(status__in=_IN_FLIGHT).count()
-    room = settings.OUTBOUND_ACCOUNT_MAX_IN_FLIGHT - in_flight
+    room = account_share() - in_flight
     if room > 0 and account.status == InstagramAccount.Status.ACTIVE:
         earlier_unfinished = OutboundJob.objects.filter(
             conversation_id=OuterRef("conversation_id"), pk__lt=OuterRef("pk"), status__in=_ACTIVE
@@ -302,8 +347,7 @@ def pump_next(job: OutboundJob) -> int:
 
     The cheap path that keeps a thread flowing (one statement); everything else waits for the
     relay's round. The thread's oldest unfinished row is published only while it is waiting and
-    due, and only while the account has fewer than ``OUTBOUND_ACCOUNT_MAX_IN_FLIGHT`` rows in
-    flight.
+    due, and only while the account has fewer rows in flight than its share.
     """
     if job.conversation_id is None:
         return 0
@@ -334,7 +378,7 @@ def pump_next(job: OutboundJob) -> int:
                 timezone.now(),
                 job.account_id,
                 _IN_FLIGHT,
-                settings.OUTBOUND_ACCOUNT_MAX_IN_FLIGHT,
+                account_share(),
             ],
         )
         row = cursor.fetchone()

@@ -111,3 +111,17 @@ EMOJI = [
 def emoji_set() -> list[str]:
     """The composer's emoji picker: the ones agents use most with customers."""
     return EMOJI
+
+
+@register.filter
+def who(contact: object) -> str:
+    """A contact's name as agents read it: the name, the @username, or, before the profile is
+    known, "Instagram user ···1234"."""
+    name = getattr(contact, "name", "") or ""
+    if name:
+        return name
+    username = getattr(contact, "username", "") or ""
+    if username:
+        return f"@{username}"
+    igsid = str(getattr(contact, "igsid", "") or "")
+    return f"Instagram user ···{igsid[-4:]}" if igsid else "Instagram user"

@@ -336,7 +336,7 @@ def _queue_message(
         status=Message.Status.QUEUED,
         **_sender_fields(sender),
     )
-    OutboundJob.objects.create(
+    job = OutboundJob.objects.create(
         tenant_id=conversation.tenant_id,
         account=account,
         conversation=conversation,
@@ -348,7 +348,21 @@ def _queue_message(
         take_control=decision.take_control,
         status=_initial_status(account),
     )
+    if job.status == OutboundJob.Status.PENDING:
+        transaction.on_commit(lambda: _hand_on(job))
     return message
+
+
+def _hand_on(job: OutboundJob) -> None:
+    """Right after the commit, hand the thread's next row to the outbound queue when its
+    account has room: a reply leaves without waiting for the relay's round. Anything that
+    cannot be handed on now (the broker down, the account at its share) is left to the relay."""
+    from messaging import outbox
+
+    try:
+        outbox.pump_next(job)
+    except Exception:
+        logger.warning("outbound %s: left to the relay", job.pk, exc_info=True)
 
 
 def _with_disclosure(

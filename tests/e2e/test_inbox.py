@@ -234,3 +234,25 @@ def test_phone_width(world: World, new_page: Callable[[], Page], shot: Callable[
     page.get_by_label("Open menu").click()
     expect(page.get_by_test_id("filter-mine")).to_be_visible()
     shot(page, "phone-views")
+
+
+def test_saved_replies_and_messaging_settings(
+    world: World, new_page: Callable[[], Page], shot: Callable[..., Path]
+) -> None:
+    page = new_page()
+    log_in(page, world.owner.user.email)
+    page.get_by_role("link", name="Saved replies").click()
+    page.get_by_label("Shortcut").fill("hours")
+    page.get_by_label("Reply", exact=True).fill("We're open 9:00-18:00, Monday to Saturday.")
+    page.get_by_role("button", name="Add saved reply").click()
+    expect(page.get_by_test_id("canned-row").filter(has_text="/hours")).to_be_visible()
+    shot(page, "settings-saved-replies", full_page=True)
+    page.get_by_role("link", name="Messaging").click()
+    form = page.get_by_test_id("disclosure-form")
+    form.get_by_label("Bot disclosure text", exact=True).fill("Hi! I'm Acme's assistant.")
+    form.get_by_label(re.compile("Let people answer up to 7 days")).check()
+    form.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("Messaging settings saved")).to_be_visible()
+    shot(page, "settings-messaging", full_page=True)
+    page.goto(f"/inbox/{world.human.pk}/")
+    expect(page.get_by_test_id("window-title")).to_have_text(re.compile("^Human-agent reply"))

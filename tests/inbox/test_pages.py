@@ -371,6 +371,7 @@ def test_a_long_thread_opens_on_its_newest_messages_and_loads_earlier_ones(
     assert html.count('data-testid="message"') == 60
     assert "history 128" in html
     assert "history 068" not in html
+
     def earlier_url(page: str) -> str:
         found = re.search(r'hx-get="([^"]+)"[^>]*data-testid="earlier"', page)
         assert found

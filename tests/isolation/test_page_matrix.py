@@ -133,6 +133,53 @@ PAGES: dict[str, Page] = {
     "/connect/{token}/accounts/": Page(
         tokens={"token": lambda s: s.objects["accounts.OnboardingLink"].token_hash}  # type: ignore[attr-defined]
     ),
+    # The inbox: a conversation, its fragments and team-work actions, comments.
+    "/inbox/": Page(),
+    "/inbox/list/": Page(),
+    "/inbox/poll/": Page(),
+    "/inbox/{conversation_id}/": Page(ids={"conversation_id": "messaging.Conversation"}),
+    "/inbox/{conversation_id}/thread/": Page(ids={"conversation_id": "messaging.Conversation"}),
+    "/inbox/{conversation_id}/earlier/": Page(ids={"conversation_id": "messaging.Conversation"}),
+    "/inbox/{conversation_id}/assign/": Page(
+        ids={"conversation_id": "messaging.Conversation"}, post=lambda s: {"member": "me"}
+    ),
+    "/inbox/{conversation_id}/status/": Page(
+        ids={"conversation_id": "messaging.Conversation"}, post=lambda s: {"status": "resolved"}
+    ),
+    "/inbox/{conversation_id}/notes/": Page(
+        ids={"conversation_id": "messaging.Conversation"}, post=lambda s: {"body": "a note"}
+    ),
+    "/inbox/{conversation_id}/labels/": Page(
+        ids={"conversation_id": "messaging.Conversation"},
+        post=lambda s: {"label": s.id_of("messaging.Label") if s else MISSING_ID},
+    ),
+    "/inbox/{conversation_id}/labels/{label_id}/remove/": Page(
+        ids={"conversation_id": "messaging.Conversation", "label_id": "messaging.Label"}
+    ),
+    "/inbox/{conversation_id}/send/": Page(
+        ids={"conversation_id": "messaging.Conversation"}, post=lambda s: {"text": "Hello"}
+    ),
+    "/inbox/{conversation_id}/messages/{message_id}/retry/": Page(
+        ids={"conversation_id": "messaging.Conversation", "message_id": "messaging.Message"}
+    ),
+    "/inbox/accounts/{account_id}/comments/": Page(ids={"account_id": "accounts.InstagramAccount"}),
+    "/inbox/comments/{comment_id}/reply/": Page(
+        ids={"comment_id": "messaging.Comment"}, post=lambda s: {"text": "Sent you a DM"}
+    ),
+    # Inbox settings: saved replies, labels, messaging (bot disclosure).
+    "/settings/replies/": Page(post=lambda s: {"shortcut": "hours", "body": "9 to 5"}),
+    "/settings/replies/{reply_id}/": Page(
+        ids={"reply_id": "messaging.CannedReply"}, post=lambda s: {"shortcut": "x", "body": "y"}
+    ),
+    "/settings/replies/{reply_id}/delete/": Page(ids={"reply_id": "messaging.CannedReply"}),
+    "/settings/labels/": Page(post=lambda s: {"name": "Urgent", "color": "red"}),
+    "/settings/labels/{label_id}/delete/": Page(ids={"label_id": "messaging.Label"}),
+    "/settings/messaging/": Page(
+        post=lambda s: {
+            "disclosure_text": "Automated assistant",
+            "account": s.id_of("accounts.InstagramAccount") if s else MISSING_ID,
+        }
+    ),
 }
 
 CSRF = re.compile(r"[A-Za-z0-9]{64}")

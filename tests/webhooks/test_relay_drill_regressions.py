@@ -11,13 +11,15 @@ outage formatted a full traceback, which doubled the time to answer under load.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 from unittest import mock
 
-import pytest
 import psycopg
-from django.db import connection
+import pytest
+from django.db import OperationalError, connection
+from django.test import Client
 
 from integrations.meta.signatures import meta_json_bytes, sign_hub_body
 from webhooks import processing, relay, services, views
@@ -88,8 +90,9 @@ def test_an_outage_logs_one_traceback_per_interval_not_one_per_delivery(
         mock.patch("webhooks.services.webhook_event_store", side_effect=down),
     ):
         statuses = [
-            client.generic("POST", "/webhooks/meta", body, "application/json", **headers)
-            .status_code
+            client.generic(
+                "POST", "/webhooks/meta", body, "application/json", **headers
+            ).status_code
             for _ in range(3)
         ]
     assert statuses == [503, 503, 503]

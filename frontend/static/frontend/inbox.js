@@ -307,6 +307,18 @@
     var current = $("#conv-list .is-current");
     if (current && current.scrollIntoView) current.scrollIntoView({ block: "nearest" });
     setupComposer();
+    // A refresh that started before one of the agent's own changes must not land after it and
+    // put the older state back: such a stale answer is dropped (the change brought its own).
+    var writes = 0;
+    document.body.addEventListener("htmx:beforeRequest", function (e) {
+      var verb = (e.detail.requestConfig && e.detail.requestConfig.verb) || "get";
+      if (verb !== "get") writes += 1;
+      else e.detail.xhr._inboxWrites = writes;
+    });
+    document.body.addEventListener("htmx:beforeSwap", function (e) {
+      var seen = e.detail.xhr && e.detail.xhr._inboxWrites;
+      if (seen !== undefined && seen !== writes) e.detail.shouldSwap = false;
+    });
     document.body.addEventListener("htmx:afterSwap", function (e) {
       if (e.detail.target && e.detail.target.id === "thread-messages") {
         applyWindow();
