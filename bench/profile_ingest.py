@@ -15,6 +15,7 @@ import cProfile
 import io
 import os
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
         pg.drop_database(dbname)
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
