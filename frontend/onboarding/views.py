@@ -138,7 +138,9 @@ def account_disconnect(request: HttpRequest, account_id: int) -> HttpResponse:
     if request.method == "POST":
         erase = request.POST.get("conversations") == "erase"
         onboarding.instagram_account_disconnect(
-            account=account, erase_conversations=erase, actor_user=request.user  # type: ignore[arg-type]
+            account=account,
+            erase_conversations=erase,
+            actor_user=request.user,  # type: ignore[arg-type]
         )
         kept = "Its conversations were erased." if erase else "Its conversations were kept."
         messages.success(request, f"@{account.username} was disconnected. {kept}")
@@ -406,7 +408,7 @@ def _client_callback(
 def client_pick(request: HttpRequest, token: str) -> HttpResponse:
     link = _client_link(token)
     flow = request.session.get(FLOW_KEY) or {}
-    if flow.get("link_token") != token or not flow.get("attempt_id"):
+    if not constant_time_compare(flow.get("link_token", ""), token) or not flow.get("attempt_id"):
         raise Http404
     with tenancy.scope_of_trusted_row(link):
         attempt = _found(selectors.onboarding_attempt_get, attempt_id=flow["attempt_id"])
