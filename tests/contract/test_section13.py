@@ -5,6 +5,7 @@ Unit-level twins in tests/meta are pointed out where they exist."""
 from __future__ import annotations
 
 import json
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -449,9 +450,22 @@ def test_s13_outside_window_codes_as_the_sandbox_answers_them(
 
 
 # Row 18 (data deletion reply: JSON {url, confirmation_code} vs an unquoted JS-object form).
-@pytest.mark.skip(
-    reason="no data-deletion callback in the product yet; it must answer JSON "
-    "{url, confirmation_code} (REFERENCE §9.2, §13)"
-)
-def test_s13_data_deletion_reply_is_json() -> None:
-    raise AssertionError("unreachable")
+@pytest.mark.django_db
+def test_s13_data_deletion_reply_is_json(client: Any) -> None:
+    """Our callback answers real JSON with both keys (Meta's page shows an unquoted JS form)."""
+    import json
+    import time
+
+    from django.conf import settings
+
+    from integrations.meta.signatures import make_signed_request
+
+    signed = make_signed_request(
+        {"user_id": "10223344556677880", "issued_at": int(time.time())}, settings.META_APP_SECRET
+    )
+    response = client.post("/webhooks/meta/data-deletion", {"signed_request": signed})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/json")
+    body = json.loads(response.content)
+    assert set(body) >= {"url", "confirmation_code"}
+    assert body["url"].endswith(f"/data-deletion/{body['confirmation_code']}/")
