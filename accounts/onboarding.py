@@ -715,8 +715,30 @@ def accounts_due_for_check() -> list[tuple[int, int]]:
 
 
 def _erase_conversations(account: InstagramAccount) -> None:
+    from accounts import compliance
     from messaging import models as messaging_models
 
+    # Copies first (raw Meta deliveries, partner callback logs, queued sends), then the rows.
+    compliance.copies_erase(
+        messages=[
+            compliance.ErasedMessage(pk, mid, conversation_id)
+            for pk, mid, conversation_id in messaging_models.Message.objects.filter(
+                account=account
+            ).values_list("pk", "mid", "conversation_id")
+        ],
+        igsids=messaging_models.Contact.objects.filter(account=account).values_list(
+            "igsid", flat=True
+        ),
+        contact_ids=messaging_models.Contact.objects.filter(account=account).values_list(
+            "pk", flat=True
+        ),
+        comment_ids=messaging_models.Comment.objects.filter(account=account).values_list(
+            "pk", flat=True
+        ),
+        conversation_ids=messaging_models.Conversation.objects.filter(account=account).values_list(
+            "pk", flat=True
+        ),
+    )
     for model in (
         messaging_models.Reaction,
         messaging_models.Message,

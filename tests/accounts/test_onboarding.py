@@ -227,6 +227,44 @@ def test_disconnect_can_erase_the_conversations(sandbox: RunningSandbox, tenant:
         assert not Message.objects.filter(account=acme).exists()
 
 
+def test_erasing_on_disconnect_also_scrubs_the_raw_meta_deliveries(
+    sandbox: RunningSandbox, tenant: Tenant
+) -> None:
+    from integrations.meta.signatures import meta_json_bytes
+    from tests.isolation.factories import ContactFactory, ConversationFactory, MessageFactory
+    from webhooks import services as webhook_services
+    from webhooks.models import WebhookEvent
+
+    connect(tenant, "facebook", [ACME])
+    acme = account(tenant, ACME)
+    contact = ContactFactory.create(account=acme, igsid="6000000000999001")
+    conversation = ConversationFactory.create(contact=contact)
+    MessageFactory.create(conversation=conversation, mid="aWdfERASEME1", text="my address is 1 Elm")
+    body = meta_json_bytes(
+        {
+            "object": "instagram",
+            "entry": [
+                {
+                    "id": ACME,
+                    "time": 1764072000000,
+                    "messaging": [
+                        {
+                            "sender": {"id": "6000000000999001"},
+                            "recipient": {"id": ACME},
+                            "timestamp": 1764072000000,
+                            "message": {"mid": "aWdfERASEME1", "text": "my address is 1 Elm"},
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+    webhook_services.webhook_event_store(raw_body=body, signed_with="meta")
+    with scope(tenant=tenant):
+        onboarding.instagram_account_disconnect(account=acme, erase_conversations=True)
+    assert not any(b"1 Elm" in bytes(e.raw_body) for e in WebhookEvent.objects.all())
+
+
 def test_a_disconnected_account_can_be_connected_by_another_tenant(
     sandbox: RunningSandbox, tenant: Tenant, other_tenant: Tenant
 ) -> None:
