@@ -232,6 +232,7 @@ def test_erasing_on_disconnect_also_scrubs_the_raw_meta_deliveries(
 ) -> None:
     from integrations.meta.signatures import meta_json_bytes
     from tests.isolation.factories import ContactFactory, ConversationFactory, MessageFactory
+    from webhooks import relay
     from webhooks import services as webhook_services
     from webhooks.models import WebhookEvent
 
@@ -260,6 +261,8 @@ def test_erasing_on_disconnect_also_scrubs_the_raw_meta_deliveries(
         }
     )
     webhook_services.webhook_event_store(raw_body=body, signed_with="meta")
+    relay.drain()  # processed deliveries are the ones kept raw for replay detection
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.PROCESSED
     with scope(tenant=tenant):
         onboarding.instagram_account_disconnect(account=acme, erase_conversations=True)
     assert not any(b"1 Elm" in bytes(e.raw_body) for e in WebhookEvent.objects.all())
