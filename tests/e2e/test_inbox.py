@@ -155,10 +155,14 @@ def test_team_work_saved_replies_search_and_the_window_in_the_composer(
     text.press("Escape")  # leaves the reply box: shortcuts work again
     page.keyboard.press("a")
     expect(page.locator("#assign-select")).to_have_value(str(world.agent.pk))
-    page.locator("#assign-select").select_option(label="Olivia Park")
-    expect(page.locator("#assign-select")).to_have_value(str(world.owner.pk))
+    expect(page.get_by_test_id("assign-me")).to_have_count(0)  # the server's answer is in
+    # A note being written survives the panel refresh that another action brings.
     note = page.get_by_role("textbox", name="Internal note")
     note.fill("@olivia can you approve a 10% discount?")
+    page.locator("#assign-select").select_option(label="Olivia Park")
+    expect(page.get_by_test_id("assign-me")).to_have_count(1)
+    expect(page.locator("#assign-select")).to_have_value(str(world.owner.pk))
+    expect(note).to_have_value("@olivia can you approve a 10% discount?")
     page.get_by_role("button", name="Add note").click()
     expect(page.get_by_test_id("note").last).to_contain_text("approve a 10% discount")
     expect(note).to_have_value("")
