@@ -64,6 +64,10 @@ class WindowOpener(models.TextChoices):
 class Conversation(models.Model):
     """The thread between one Instagram account and one contact."""
 
+    class Mode(models.TextChoices):
+        AUTOMATION = "automation", "Automation"
+        HUMAN = "human", "Human"
+
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         RESOLVED = "resolved", "Resolved"
@@ -90,6 +94,10 @@ class Conversation(models.Model):
     meta_conversation_id = models.CharField(max_length=128, blank=True)
     # Another app owns the thread (conversation routing): its events arrive as standby.
     owned_by_other_app = models.BooleanField(default=False)
+    # Handover: automation answers while in AUTOMATION; a person's reply (or a rule's hand-to-
+    # human action) moves the thread to HUMAN, where automation stays quiet.
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.AUTOMATION)
+    mode_changed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 

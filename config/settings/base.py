@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "accounts",
     "messaging",
     "webhooks",
+    "automation",
     "frontend",
 ]
 

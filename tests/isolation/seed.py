@@ -32,6 +32,7 @@ from accounts.models import (
     TenantDeletionJob,
     User,
 )
+from automation.models import AccountAutomation, Rule, RuleRun, Trigger
 from messaging.models import (
     BackfillJob,
     CannedReply,
@@ -291,6 +292,37 @@ SEED_FACTORIES: dict[str, Factory] = {
         account=seeded["accounts.InstagramAccount"],
         from_username=f"commenter_{tag}",
         text=f"How much is it? {tag}",
+    ),
+    "automation.Rule": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: Rule.objects.create(
+            tenant=t,
+            account=seeded["accounts.InstagramAccount"],  # type: ignore[misc]
+            name=f"Price answer {tag}",
+            trigger=Trigger.KEYWORD,
+            keywords=[f"price-{tag}"],
+            actions=[{"type": "reply_text", "text": f"Prices are on our site {tag}"}],
+        ),
+    ),
+    "automation.RuleRun": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: RuleRun.objects.create(
+            tenant=t,
+            rule=seeded["automation.Rule"],  # type: ignore[misc]
+            account=seeded["accounts.InstagramAccount"],  # type: ignore[misc]
+            conversation=seeded["messaging.Conversation"],  # type: ignore[misc]
+            source=f"message:{tag}",
+            outcome=RuleRun.Outcome.SKIPPED,
+            reason=f"cooldown {tag}",
+        ),
+    ),
+    "automation.AccountAutomation": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: AccountAutomation.objects.create(
+            tenant=t,
+            account=seeded["accounts.InstagramAccount"],  # type: ignore[misc]
+            ice_breakers=[{"question": f"Where do you ship? {tag}", "payload": f"SHIP_{tag}"}],
+        ),
     ),
 }
 
