@@ -143,6 +143,7 @@ def conversation_data(conversation: Conversation) -> dict[str, Any]:
         "unread_count": conversation.unread_count,
         "last_message_at": _iso(conversation.last_message_at),
         "owned_by_other_app": conversation.owned_by_other_app,
+        "mode": conversation.mode,
     }
 
 

@@ -47,6 +47,11 @@ CONVERSATION = _obj(
         "unread_count": {"type": "integer"},
         "last_message_at": _DT_NULL,
         "owned_by_other_app": {"type": "boolean"},
+        "mode": {
+            "type": "string",
+            "enum": ["automation", "human"],
+            "description": "Who answers: the account's automation, or a person (handover).",
+        },
     }
 )
 MESSAGE = _obj(
@@ -139,7 +144,10 @@ DATA: dict[str, dict[str, Any]] = {
             "conversation": {"$ref": "#/components/schemas/EventConversation"},
             "changes": {
                 "type": "array",
-                "items": {"type": "string", "enum": ["status", "assignee", "labels", "owner"]},
+                "items": {
+                    "type": "string",
+                    "enum": ["status", "assignee", "labels", "owner", "mode"],
+                },
             },
         }
     ),
@@ -161,6 +169,7 @@ _CONVERSATION_EXAMPLE = {
     "unread_count": 1,
     "last_message_at": "2026-11-25T12:00:00Z",
     "owned_by_other_app": False,
+    "mode": "automation",
 }
 _MESSAGE_EXAMPLE = {
     "id": 9876,
