@@ -1,0 +1,1 @@
+"""Celery tasks of automation: partner bot calls and the sweep of waiting runs."""

@@ -1,0 +1,1 @@
+"""Celery tasks that sync ice breakers and the persistent menu to Meta."""
