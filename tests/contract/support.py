@@ -13,7 +13,7 @@ from integrations.meta.signatures import SIGNATURE_HEADER, verify_hub_signature
 from integrations.meta.webhooks import WebhookEvent, parse_webhook_body
 
 if TYPE_CHECKING:
-    from tests.contract.conftest import Received, Receiver
+    from tests.webhook_receiver import Received, Receiver
 
 E = TypeVar("E", bound=WebhookEvent)
 

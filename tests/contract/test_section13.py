@@ -42,7 +42,7 @@ from integrations.meta.webhooks import (
     parse_webhook_body,
 )
 from tests.contract import support as w
-from tests.contract.conftest import Receiver
+from tests.webhook_receiver import Receiver
 
 REDIRECT = "https://app.example.com/oauth/instagram/callback"
 

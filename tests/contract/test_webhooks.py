@@ -36,7 +36,7 @@ from integrations.meta.webhooks import (
     parse_webhook_body,
 )
 from tests.contract import support as w
-from tests.contract.conftest import Receiver
+from tests.webhook_receiver import Receiver
 
 
 @dataclass

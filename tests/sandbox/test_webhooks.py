@@ -10,8 +10,8 @@ import requests
 
 from integrations.meta.sandbox import seed as world
 from integrations.meta.sandbox.testing import RunningSandbox, running_sandbox
+from tests.webhook_receiver import Receiver
 
-from .conftest import Receiver
 from .helpers import ALICE_AT_ACME, TIMEOUT, fb, hub_signature, send_fb, text_to
 
 
