@@ -1,4 +1,4 @@
-"""Outbound benchmark: sends per second end to end and queue wait at the configured rate.
+"""Outbound benchmark (D11): sends per second end to end and queue wait at the configured rate.
 
     python bench/outbound.py [--sends 1000] [--workers 2] [--threads 50] [--latency-ms 200]
 

@@ -1,4 +1,6 @@
-"""Each partner key has its own request budget; going over it answers 429 in the API's shape."""
+"""S7: each partner key has its own request budget; going over it answers 429 in the API's
+shape with ``Retry-After``, and other keys (of the same or another tenant) are unaffected.
+Page size and body size caps are in tests/security/test_s2_s5_s6_s7.py."""
 
 from __future__ import annotations
 

@@ -105,6 +105,8 @@ def test_needs_reauth_shows_on_the_accounts_page(
 def test_an_expiring_instagram_token_is_refreshed_by_the_scheduled_task(
     sandbox: RunningSandbox, tenant: Tenant, eager_tasks: None
 ) -> None:
+    """D10: a token is refreshed well before it expires (15 days left here; the refresh
+    threshold is at least 10 days, checked daily)."""
     connect(tenant, "instagram", [CREATOR], account=CREATOR)
     creator = account(tenant, CREATOR)
     old_token, old_expiry = creator.access_token, creator.token_expires_at
@@ -131,6 +133,7 @@ def test_an_expiring_instagram_token_is_refreshed_by_the_scheduled_task(
 def test_an_expired_instagram_token_needs_reauth(
     sandbox: RunningSandbox, tenant: Tenant, eager_tasks: None
 ) -> None:
+    """D10: a token that could not be refreshed marks the account "reauth needed"."""
     connect(tenant, "instagram", [CREATOR], account=CREATOR)
     with time_machine.travel(timezone.now() + timedelta(days=61), tick=False):
         tasks.refresh_instagram_tokens()
@@ -139,6 +142,7 @@ def test_an_expired_instagram_token_needs_reauth(
 
 @pytest.mark.django_db
 def test_the_beat_schedule_runs_refresh_and_check(settings: Any) -> None:
+    """D10: refresh and check run daily; the refresh starts 10 days or more before expiry."""
     schedule = {entry["task"]: entry for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert schedule["accounts.refresh_instagram_tokens"]["schedule"] <= timedelta(days=1)
     assert schedule["accounts.check_account_tokens"]["schedule"] <= timedelta(days=1)

@@ -111,6 +111,7 @@ def test_list_header_shows_history_import_progress_and_failures(
 def test_list_costs_the_same_queries_for_more_conversations(
     agent_client: Client, account: Any, django_assert_max_num_queries: Any
 ) -> None:
+    """P5: the inbox list with 30 conversations stays within 20 queries."""
     for i in range(30):
         conversation = ConversationFactory(account=account, last_message_at=hours_ago(i))
         MessageFactory(conversation=conversation)
@@ -256,6 +257,7 @@ def test_signed_out_people_are_sent_to_log_in(client: Client, thread: dict[str, 
 def test_thread_costs_the_same_queries_for_more_messages(
     agent_client: Client, thread: dict[str, Any], django_assert_max_num_queries: Any
 ) -> None:
+    """P5: a thread with 40 more messages and reactions stays within 30 queries."""
     for _ in range(40):
         ReactionFactory(message=MessageFactory(conversation=thread["conversation"]))
 

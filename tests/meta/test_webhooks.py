@@ -1,4 +1,11 @@
-"""Webhook parsing: every fixture into its typed event, unknown shapes, and totality."""
+"""Webhook parsing: every fixture into its typed event, unknown shapes, and totality.
+
+F4: the ``test_parser_is_total_*``, ``test_body_parser_is_total_over_arbitrary_bytes`` and
+``test_fixtures_with_one_value_replaced_still_parse`` properties run Hypothesis at
+``META_HYPOTHESIS_EXAMPLES`` examples (10,000 in CI, 500 by default) and check dedupe key
+stability; F3's input classes at the parser level are ``test_malformed_shapes_parse_to_unknown``,
+``test_invalid_bodies_parse_to_unknown``, ``test_body_with_bom_parses`` and
+``test_timestamps_normalised``."""
 
 from __future__ import annotations
 

@@ -287,6 +287,8 @@ def test_person_unavailable_ends_failed_with_a_readable_reason(
 def test_transient_errors_and_rate_limits_are_retried_to_success(
     world: World, sandbox: RunningSandbox, drive: Drive, fault: dict[str, Any]
 ) -> None:
+    """D4: 5xx, code 2 and timeouts are retried; 613 pauses the account and gives the attempt
+    back (no attempt burned). The backoff bounds are in tests/reliability/test_d4_backoff.py."""
     sandbox.fault(match="/messages", **fault)
     message = outbound.message_send(
         conversation=world.conversation("alice"),
@@ -318,6 +320,7 @@ def test_transient_errors_and_rate_limits_are_retried_to_success(
 def test_permanent_errors_fail_at_once(
     world: World, sandbox: RunningSandbox, drive: Drive, code: int, subcode: int | None, reason: str
 ) -> None:
+    """D4: 551, 10/2018278 (outside the window) and 100 fail after 1 attempt with a reason."""
     sandbox.fault(match="/messages", kind="error", code=code, subcode=subcode, count=1)
     message = outbound.message_send(
         conversation=world.conversation("alice"),
@@ -333,6 +336,8 @@ def test_permanent_errors_fail_at_once(
 def test_a_dead_token_holds_sends_until_the_account_is_reconnected(
     world: World, sandbox: RunningSandbox, drive: Drive
 ) -> None:
+    """D4 and D10: a dead token (190) is not retried, the account needs reauth and its sends
+    are held, not dropped; after reconnecting they go out in order."""
     sandbox.control(
         "POST", "tokens/revoke", {"token": "EAAGsbxPage200000000000001", "subcode": 460}
     )
@@ -359,6 +364,8 @@ def test_a_dead_token_holds_sends_until_the_account_is_reconnected(
 def test_dead_rows_are_listed_with_their_error_and_replay_sends_each_once(
     world: World, sandbox: RunningSandbox, drive: Drive, world_api: Any, settings: Any
 ) -> None:
+    """D9: 10 sends exhaust their attempts and are listed dead with their last error in the
+    API; replaying each (twice) sends each exactly once."""
     settings.OUTBOUND_MAX_ATTEMPTS = 3
     alice = world.conversation("alice")
     sandbox.fault(match="/messages", kind="5xx", count=30, status=500)
@@ -387,6 +394,7 @@ def test_dead_rows_are_listed_with_their_error_and_replay_sends_each_once(
 def test_echo_metadata_settles_a_send_whose_worker_died(
     world: World, sandbox: RunningSandbox
 ) -> None:
+    """D1 (reconciliation): the echo's metadata names the outbox row and settles it."""
     message = outbound.message_send(
         conversation=world.conversation("alice"),
         sender=_agent(),
@@ -406,6 +414,7 @@ def test_echo_metadata_settles_a_send_whose_worker_died(
 def test_a_send_that_reached_meta_before_a_crash_is_found_not_resent(
     world: World, sandbox: RunningSandbox, drive: Drive
 ) -> None:
+    """D1 (reconciliation): a send left "sending" by a dead worker is looked up, not resent."""
     message = outbound.message_send(
         conversation=world.conversation("alice"),
         sender=_agent(),

@@ -105,6 +105,8 @@ def _no_disclosure(world: World) -> None:
 def test_2000_sends_at_the_configured_rate_without_rate_limit_errors(
     world: World, sandbox: RunningSandbox, processes: Callable[..., Proc]
 ) -> None:
+    """D5 (the account's rate, first half): 2,000 sends at the configured rate, 0 rate-limit
+    errors from Meta. D11's throughput at 200 ms latency is bench/outbound.py."""
     # Production allows 80 text sends/s per account (Meta: 100/s). Two worker processes send
     # about 35-40/s together on this 2-core box (CPU-bound, shared), so the suite runs the
     # acceptance's 2,000 sends at 25/s: ~85 s. ``OUTBOUND_LONG=1``: 50/s with four workers.
@@ -145,6 +147,7 @@ def test_2000_sends_at_the_configured_rate_without_rate_limit_errors(
 def test_a_light_account_never_waits_behind_a_busy_one(
     world: World, sandbox: RunningSandbox, processes: Callable[..., Proc]
 ) -> None:
+    """D5 (second half): a light account's p95 queue wait < 1 s while a busy one is saturated."""
     _no_disclosure(world)
     busy = customers(sandbox, world, 30)
     queue(busy, 1200, "busy")
@@ -175,6 +178,9 @@ def test_a_light_account_never_waits_behind_a_busy_one(
 def test_kill_9_of_the_worker_loses_and_duplicates_nothing(
     world: World, sandbox: RunningSandbox, processes: Callable[..., Proc]
 ) -> None:
+    """D1: kill -9 of the whole worker (main and children) while sends are in flight, then a
+    restart: every send delivered, 0 duplicates at Meta (outbox reconciliation). CI: 500 sends,
+    2 kills; ``OUTBOUND_LONG=1``: RELIABILITY's 1,000 sends and 5 kills."""
     total, kills = (1000, 5) if LONG else (500, 2)
     _no_disclosure(world)
     sandbox.control("POST", "settings", {"latency_ms": 100})
@@ -200,6 +206,9 @@ def test_kill_9_of_the_worker_loses_and_duplicates_nothing(
 def test_rollback_sends_nothing_and_a_commit_without_relay_is_sent_later(
     world: World, sandbox: RunningSandbox, processes: Callable[..., Proc]
 ) -> None:
+    """D3: (a) a reply created in a transaction that rolls back is never sent; (b)/(c) replies
+    committed while nothing could publish (web process gone, broker down) are sent by the
+    outbox relay within 60 s of it running; 0 lost."""
     from django.db import transaction
 
     _no_disclosure(world)
@@ -228,6 +237,8 @@ def test_rollback_sends_nothing_and_a_commit_without_relay_is_sent_later(
 def test_flushing_the_broker_loses_nothing(
     world: World, sandbox: RunningSandbox, processes: Callable[..., Proc]
 ) -> None:
+    """D8: Redis loses every queued job (500 queued); the outbox relay re-publishes and
+    500/500 are delivered with 0 duplicates."""
     total = 500
     _no_disclosure(world)
     conversations = customers(sandbox, world, 50)
@@ -253,6 +264,8 @@ def test_flushing_the_broker_loses_nothing(
 def test_order_in_one_thread_survives_transient_failures(
     world: World, sandbox: RunningSandbox, processes: Callable[..., Proc]
 ) -> None:
+    """D6: replies to one conversation with 10 % transient failures reach Meta in order (0
+    inversions). CI: 60 replies; ``OUTBOUND_LONG=1``: 1,000."""
     total = 1000 if LONG else 60
     _no_disclosure(world)
     alice = world.conversation("alice")

@@ -41,6 +41,7 @@ def _tenant_rows() -> int:
 def test_w15_events_for_an_unknown_account_are_quarantined_with_no_tenant_rows(
     client: Client, account: InstagramAccount
 ) -> None:
+    """W15: an event for an Instagram account no workspace owns: 200, quarantined, counted."""
     before = metrics.snapshot().get("webhook.unrouted", 0)
     response = deliver(
         client,
@@ -55,11 +56,15 @@ def test_w15_events_for_an_unknown_account_are_quarantined_with_no_tenant_rows(
 
 
 def test_w15_a_disconnected_account_receives_nothing(client: Client, tenant: Tenant) -> None:
+    """W15: an event for a disconnected account: 200, quarantined, counted, 0 tenant rows."""
     InstagramAccountFactory(
         tenant=tenant, ig_user_id=BUSINESS, status=InstagramAccount.Status.DISCONNECTED
     )
-    deliver(client, envelope({BUSINESS: [text_message("aWdfX", "hi")]}))
+    before = metrics.snapshot().get("webhook.unrouted", 0)
+    response = deliver(client, envelope({BUSINESS: [text_message("aWdfX", "hi")]}))
+    assert response.status_code == 200
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.QUARANTINED
+    assert metrics.snapshot()["webhook.unrouted"] == before + 1
     assert _tenant_rows() == 0
 
 

@@ -1,4 +1,7 @@
-"""RELIABILITY rows W1-W5, W7, W13, W14 that run in CI (W12 lives in test_ingest.py)."""
+"""RELIABILITY rows W1-W5, W7, W13, W14 that run in CI (W12 lives in test_ingest.py).
+
+F3: ``F3_CORPUS`` is the webhook input-class corpus; ``test_w7_signed_poison_*`` posts each
+class signed (200 and quarantine, never 5xx) and unsigned (refused)."""
 
 from __future__ import annotations
 
