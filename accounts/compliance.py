@@ -7,6 +7,11 @@ copies of that content kept elsewhere (``copies_erase``): outbound payloads wait
 raw Meta deliveries, partner callback events, partner responses and delivery logs. Each path
 appends one audit entry that says what was erased, never the content itself.
 
+A contact's erasure is also remembered (``ErasedCustomer``, a keyed hash per account): stored
+deliveries not yet processed lose that customer's events at once, and webhook processing
+consults the mark (``customers_erased``), under a per-customer lock, so a delivery received or
+written before the erasure never brings the contact back.
+
 Everything tenant-owned runs inside the tenant's scope (a request, a partner key, or a task
 decorated with ``tenant_task``); the few lookups across workspaces live in ``accounts.tenancy``.
 """
@@ -18,6 +23,7 @@ import hmac
 import logging
 import secrets
 import time
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,10 +50,12 @@ from accounts.models import (
     User,
 )
 from accounts.tenancy import tenant_task
+from automation import models as automation_models
 from messaging import models as messaging_models
 from messaging.services.common import ERASED_CONTENT
 from webhooks import partner_events
 from webhooks import services as webhook_services
+from webhooks.models import ErasedCustomer
 
 logger = logging.getLogger(__name__)
 
@@ -114,13 +122,18 @@ def _outbound_erase(message_ids: list[int]) -> None:
 
 
 def messages_erase(
-    *, message_ids: list[int], at: datetime | None = None, search_copies: bool = True
+    *,
+    message_ids: list[int],
+    at: datetime | None = None,
+    search_copies: bool = True,
+    reason: str = "",
 ) -> int:
     """Blank a batch of messages (tombstones stay) and every copy of their content.
 
     ``search_copies=False`` is for callers that sweep the copies themselves in one pass
     (retention by age, a contact by its id, a workspace by its accounts): queued sends are
-    still cancelled here, by their message.
+    still cancelled here, by their message. ``reason`` (a ``Message.ErasedReason``) is what
+    the tombstone says happened; blank reads as unsent.
     """
     if not message_ids:
         return 0
@@ -131,8 +144,9 @@ def messages_erase(
             "pk", "mid", "conversation_id"
         )
     ]
+    extra = {"erased_reason": reason} if reason else {}
     Message.objects.filter(pk__in=message_ids).update(
-        **ERASED_CONTENT, deleted_at=Coalesce("deleted_at", moment)
+        **ERASED_CONTENT, deleted_at=Coalesce("deleted_at", moment), **extra
     )
     if search_copies:
         copies_erase(messages=rows)
@@ -239,6 +253,7 @@ def contact_export(
                 "sent_at": _iso(m.sent_at),
                 "edited_at": _iso(m.edited_at),
                 "unsent_at": _iso(m.deleted_at),
+                "erased_reason": m.erasure,
             }
             for m in messages
         ],
@@ -327,9 +342,17 @@ def contact_erase(
         counts["messages"] += len(ids)
         last_id = ids[-1]
     with transaction.atomic():
+        # Webhook processing of this customer waits until the erasure commits, and the erasure
+        # waits for processing already under way: either sees all of the other's work.
+        _customer_erasure_lock(contact.account_id, contact.igsid)
         locked = messaging_models.Contact.objects.select_for_update().filter(pk=contact.pk).first()
         if locked is None:
             return counts
+        if conversation is not None:
+            # Whoever writes to the thread (a send, a delivery) finishes first or not at all.
+            messaging_models.Conversation.objects.select_for_update().filter(
+                pk=conversation.pk
+            ).first()
         mids = (
             list(Message.objects.filter(conversation=conversation).values_list("mid", flat=True))
             if conversation is not None
@@ -343,11 +366,27 @@ def contact_erase(
             comment_ids=comment_ids,
             conversation_ids=[conversation.pk] if conversation is not None else [],
         )
+        # Deliveries about them still waiting to be processed lose their events too.
+        webhook_services.webhook_pending_bodies_erase(needles=[locked.igsid])
         counts["reactions"] = messaging_models.Reaction.objects.filter(
             account_id=locked.account_id, message_mid__in=[m for m in mids if m]
         ).delete()[0]
         counts["comments"] = len(comment_ids)
+        # Automation history names the customer (their Instagram id, the thread, the comment).
+        theirs = Q(contact_id=locked.pk) | Q(customer_igsid=locked.igsid)
+        if comment_ids:
+            theirs |= Q(comment_id__in=comment_ids)
+        if conversation is not None:
+            theirs |= Q(conversation_id=conversation.pk)
+        counts["rule_runs"] = (
+            automation_models.RuleRun.objects.filter(account_id=locked.account_id)
+            .filter(theirs)
+            .delete()[0]
+        )
         comments.delete()
+        _customer_erased_mark(
+            tenant_id=locked.tenant_id, account_id=locked.account_id, igsid=locked.igsid
+        )
         # The contact row goes with its conversation, messages, notes, labels and sends.
         locked.delete()
         audit_record(
@@ -361,6 +400,68 @@ def contact_erase(
             detail=dict(counts),
         )
     return counts
+
+
+# -- erased customers and the deliveries that still name them ---------------------------------
+
+# The advisory lock space of customer erasures; each customer of an account is one key in it.
+_ERASURE_LOCK_SPACE = 0x45524153
+
+
+def _customer_key(account_id: int, igsid: str) -> int:
+    """A 32-bit lock key for a customer of an account (a collision only costs a wait)."""
+    return zlib.crc32(f"{account_id}:{igsid}".encode()) - 2**31
+
+
+def _customer_hash(account_id: int, igsid: str) -> str:
+    """The keyed hash an erased customer is remembered by: their id is not kept."""
+    key = f"erased-customer:{settings.SECRET_KEY}".encode()
+    return hmac.new(key, f"{account_id}:{igsid}".encode(), hashlib.sha256).hexdigest()
+
+
+def _customer_erasure_lock(account_id: int, igsid: str) -> None:
+    """Hold the exclusive side of the customer's erasure lock until the transaction ends.
+
+    SQLite needs none: a writing transaction there already holds the whole database.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)",
+            [_ERASURE_LOCK_SPACE, _customer_key(account_id, igsid)],
+        )
+
+
+def _customer_erased_mark(*, tenant_id: int, account_id: int, igsid: str) -> None:
+    ErasedCustomer.objects.update_or_create(
+        account_id=account_id,
+        igsid_hash=_customer_hash(account_id, igsid),
+        defaults={"tenant_id": tenant_id, "erased_at": timezone.now()},
+    )
+
+
+def customers_erased(*, account: InstagramAccount, igsids: Iterable[str]) -> dict[str, datetime]:
+    """When each of these customers of ``account`` was erased, for those who were.
+
+    Webhook processing asks before applying a delivery's events, inside its transaction. It
+    first takes the shared side of each customer's erasure lock until that transaction ends:
+    an erasure under way finishes first (and its mark is seen here), and an erasure starting
+    now waits until this delivery's effects are committed, then erases them too.
+    """
+    wanted = sorted({i for i in igsids if i})
+    if not wanted:
+        return {}
+    if connection.vendor == "postgresql":
+        keys = sorted({_customer_key(account.pk, igsid) for igsid in wanted})
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock_shared(%s, k) FROM unnest(%s::int[]) AS k",
+                [_ERASURE_LOCK_SPACE, keys],
+            )
+    by_hash = {_customer_hash(account.pk, igsid): igsid for igsid in wanted}
+    marks = ErasedCustomer.objects.filter(account=account, igsid_hash__in=list(by_hash))
+    return {by_hash[h]: at for h, at in marks.values_list("igsid_hash", "erased_at")}
 
 
 # -- retention ---------------------------------------------------------------------------------
@@ -460,7 +561,12 @@ def retention_purge(*, tenant_id: int, batch_size: int = ERASE_BATCH) -> dict[st
                 )
                 if not ids:
                     break
-                counts["messages"] += messages_erase(message_ids=ids, at=now, search_copies=False)
+                counts["messages"] += messages_erase(
+                    message_ids=ids,
+                    at=now,
+                    search_copies=False,
+                    reason=Message.ErasedReason.RETENTION,
+                )
             counts["batches"] += 1
             last_id = ids[-1]
         with transaction.atomic():
@@ -596,7 +702,11 @@ def data_deletion_process(*, request: DataDeletionRequest) -> DataDeletionReques
         if done:
             progress["accounts_anonymised"] += done[0]
             progress["logins_erased"] += done[1]
-    progress["deliveries_erased"] = webhook_services.webhook_bodies_erase(needles=[meta_user_id])
+    with transaction.atomic():
+        waiting = webhook_services.webhook_pending_bodies_erase(needles=[meta_user_id])
+    progress["deliveries_erased"] = waiting + webhook_services.webhook_bodies_erase(
+        needles=[meta_user_id]
+    )
     DataDeletionRequest.objects.filter(pk=request.pk).update(
         status=DataDeletionRequest.Status.DONE,
         progress=progress,
@@ -781,6 +891,9 @@ def _tenant_step(tenant_id: int, *, step: str, job: TenantDeletionJob) -> None:
         for start in range(0, len(igsids), 200):
             erased += webhook_services.webhook_bodies_erase(needles=igsids[start : start + 200])
         erased += webhook_services.webhook_bodies_erase(needles=ig_ids)
+        # Deliveries still waiting name accounts nobody holds any more: nothing of them stays.
+        with transaction.atomic():
+            erased += webhook_services.webhook_pending_bodies_erase(needles=ig_ids)
         # Partner events and deliveries are rows of the workspace: they go with it.
         _job_progress(job, step, deliveries=erased)
 

@@ -281,6 +281,14 @@ def _store_thread(account: InstagramAccount, thread: MetaConversation) -> int:
     if customer is None or not customer.id:
         logger.info("backfill: thread without a recognisable customer skipped")
         return 0
+    details = [m for m in thread.messages if m.id][:MESSAGE_DETAIL_LIMIT]
+    erased_at = _erased_at(account, customer.id)
+    if erased_at is not None:
+        # The customer's data was erased here: what Meta still holds from before stays out.
+        details = [m for m in details if m.created_time is not None and m.created_time > erased_at]
+        if not details:
+            logger.info("backfill: thread of an erased customer skipped")
+            return 0
     contact, _ = Contact.objects.get_or_create(
         account=account,
         igsid=customer.id,
@@ -301,7 +309,6 @@ def _store_thread(account: InstagramAccount, thread: MetaConversation) -> int:
             "meta_conversation_id": thread.id,
         },
     )
-    details = [m for m in thread.messages if m.id][:MESSAGE_DETAIL_LIMIT]
     known = set(
         Message.objects.filter(account=account, mid__in=[m.id for m in details]).values_list(
             "mid", flat=True
@@ -317,6 +324,12 @@ def _store_thread(account: InstagramAccount, thread: MetaConversation) -> int:
         Message.objects.bulk_create(fresh, ignore_conflicts=True)
     _update_conversation(conversation, thread, fresh)
     return len(details)
+
+
+def _erased_at(account: InstagramAccount, igsid: str) -> datetime | None:
+    from accounts.compliance import customers_erased
+
+    return customers_erased(account=account, igsids=[igsid]).get(igsid)
 
 
 def _update_conversation(

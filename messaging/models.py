@@ -165,6 +165,10 @@ class Message(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
+    class ErasedReason(models.TextChoices):
+        UNSENT = "unsent", "Unsent"
+        RETENTION = "retention", "Removed by the retention policy"
+
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(InstagramAccount, on_delete=models.CASCADE, related_name="+")
     conversation = models.ForeignKey(
@@ -197,6 +201,8 @@ class Message(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True)
     edit_count = models.PositiveSmallIntegerField(default=0)
     deleted_at = models.DateTimeField(null=True, blank=True)  # unsent: content erased
+    # Why the content was erased when it was not unsent (blank: unsent, or not erased).
+    erased_reason = models.CharField(max_length=16, choices=ErasedReason.choices, blank=True)
 
     objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
 
@@ -218,6 +224,13 @@ class Message(models.Model):
     @property
     def is_unsent(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def erasure(self) -> str | None:
+        """Why the content is gone: ``"unsent"``, ``"retention"``, or None while it is there."""
+        if self.deleted_at is None:
+            return None
+        return self.erased_reason or self.ErasedReason.UNSENT.value
 
 
 class Reaction(models.Model):

@@ -6,7 +6,7 @@ from django.db import models
 from django_scopes import ScopedManager
 
 from accounts.crypto import EncryptedTextField
-from accounts.models import Tenant
+from accounts.models import InstagramAccount, Tenant
 
 
 class WebhookEvent(models.Model):
@@ -33,6 +33,11 @@ class WebhookEvent(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # The ids the delivery names (business accounts, customers, messages, comments), recorded
+    # when it is processed: erasures find the deliveries naming an id through an index on this
+    # (GIN on PostgreSQL, created by migration 0003) instead of reading every body. NULL until
+    # the body has been read (waiting, or not JSON); ``[]`` once the body is blanked.
+    named_ids = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes: ClassVar = [
@@ -40,11 +45,44 @@ class WebhookEvent(models.Model):
                 fields=["id"],
                 name="webhook_event_pending",
                 condition=models.Q(status="pending"),
-            )
+            ),
+            # Handled deliveries whose ids were never recorded: erasures read these bodies.
+            models.Index(
+                fields=["id"],
+                name="webhook_event_unindexed",
+                condition=models.Q(named_ids__isnull=True, status__in=["processed", "quarantined"]),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"webhook event {self.pk} ({self.status})"
+
+
+class ErasedCustomer(models.Model):
+    """A customer whose data was erased from an account, and when.
+
+    Deliveries received (or events that happened) before ``erased_at`` are not applied for
+    this customer, so a delivery stored before the erasure and processed after it cannot bring
+    the contact back. The customer is known by a keyed hash of the account and their Instagram
+    id, never by the id itself.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(InstagramAccount, on_delete=models.CASCADE, related_name="+")
+    igsid_hash = models.CharField(max_length=64)
+    erased_at = models.DateTimeField()
+
+    objects: ClassVar[models.Manager[Self]] = ScopedManager(tenant="tenant")
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["account", "igsid_hash"], name="erased_customer_once_per_account"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"erased customer {self.pk}"
 
 
 # -- Partner event callbacks -------------------------------------------------------------------

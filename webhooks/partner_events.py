@@ -174,6 +174,7 @@ def message_data(message: Message) -> dict[str, Any]:
         "sent_at": _iso(message.sent_at),
         "edited_at": _iso(message.edited_at),
         "unsent": unsent,
+        "erased_reason": message.erasure,
     }
 
 

@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
+from accounts import compliance
 from accounts import onboarding as accounts_onboarding
 from integrations.meta import webhooks as meta_events
 from messaging.services import inbound
@@ -83,6 +84,8 @@ def process_event(event: WebhookEvent) -> str:
     Raises ``Unprocessable`` when nothing in it can ever be applied.
     """
     payload = decode_body(bytes(event.raw_body))
+    # Kept with the delivery (the relay saves it), so erasures find it through an index.
+    event.named_ids = webhook_services.named_ids(payload)
     batch = meta_events.parse_webhook(payload)
     if batch.object not in (None, "instagram"):
         raise Unprocessable(f"deliveries for object {batch.object!r} are not handled")
@@ -121,7 +124,21 @@ def process_event(event: WebhookEvent) -> str:
                 )
                 continue
             accounts_onboarding.instagram_account_record_webhook(account=account)
+            erased = compliance.customers_erased(
+                account=account, igsids=[i.customer_id for i in items if i.customer_id]
+            )
             for item in sorted(items, key=_order):
+                erased_at = erased.get(item.customer_id or "")
+                if erased_at is not None and (
+                    event.received_at <= erased_at
+                    or inbound.event_time(item, event.received_at) <= erased_at
+                ):
+                    # Received, or written, before the customer was erased: not applied, and
+                    # the delivery keeps no copy of it.
+                    count("webhook.event_erased")
+                    routed += 1
+                    erase_body = True
+                    continue
                 try:
                     outcome = inbound.inbound_event_apply(
                         account=account, event=item, received_at=event.received_at
@@ -141,8 +158,6 @@ def process_event(event: WebhookEvent) -> str:
                     count("webhook.event_ignored")
                     logger.info("webhook event %s: %s %s", event.pk, item.event_type, outcome)
 
-    if erase_body:
-        webhook_services.webhook_body_erase(event_id=event.pk)
     notes: list[str] = []
     if unrouted:
         notes.append("no connected account for ids " + ", ".join(unrouted))
@@ -152,4 +167,7 @@ def process_event(event: WebhookEvent) -> str:
         notes.append("malformed " + ", ".join(sorted(set(malformed))))
     if routed == 0 and notes:
         raise Unprocessable("; ".join(notes))
+    if erase_body:
+        webhook_services.webhook_body_erase(event_id=event.pk)
+        event.named_ids = []
     return "; ".join(notes)

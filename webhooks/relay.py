@@ -100,7 +100,14 @@ def _process_one(event: WebhookEvent) -> None:
         # What was left aside (events for unknown accounts, invalid items): kept for inspection.
         event.last_error = note[:2000]
     event.save(
-        update_fields=["status", "attempts", "next_attempt_at", "last_error", "processed_at"]
+        update_fields=[
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "processed_at",
+            "named_ids",
+        ]
     )
 
 

@@ -4,6 +4,7 @@ stay), newer content and other workspaces are untouched, the run is logged and s
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -131,3 +132,31 @@ def test_processed_raw_deliveries_lose_their_bodies_after_the_retention(
     assert any(b"just now" in body for body in bodies)
     assert rows_containing("eight days ago") != []  # the message itself has no retention set
     assert WebhookEvent.objects.exclude(body_sha256="").count() == 2
+
+
+def test_messages_erased_by_retention_say_so_in_the_inbox_the_api_and_partner_events(
+    tenant: Tenant, account: InstagramAccount, agent_client: Client, api_client: Any
+) -> None:
+    from webhooks.partner_events import message_data
+
+    old = _message(account, "old words", 40)
+    unsent = MessageFactory(
+        conversation=old.conversation,
+        text="",
+        sent_at=timezone.now() - timedelta(days=1),
+        deleted_at=timezone.now(),
+    )
+    with scope(tenant=tenant):
+        compliance.retention_policy_set(tenant=tenant, days=30)
+        compliance.retention_purge(tenant_id=tenant.pk)
+        old.refresh_from_db()
+        assert old.erased_reason == Message.ErasedReason.RETENTION
+        assert message_data(old)["erased_reason"] == "retention"
+        assert message_data(unsent)["erased_reason"] == "unsent"
+    html = agent_client.get(f"/inbox/{old.conversation_id}/").content.decode()
+    assert "Removed by the retention policy" in html
+    assert "This message was unsent" in html  # the one the customer unsent
+    response = api_client.get(f"/api/v1/conversations/{old.conversation_id}/messages")
+    assert response.status_code == 200
+    reasons = {m["id"]: (m["unsent"], m["erased_reason"]) for m in response.json()["results"]}
+    assert reasons == {old.pk: (True, "retention"), unsent.pk: (True, "unsent")}

@@ -114,3 +114,56 @@ def test_the_audit_log_cannot_be_deleted_except_with_its_workspace(tenant: Tenan
     assert Tenant.objects.filter(pk=tenant.pk).exists()
     with scope(tenant=tenant):
         assert AuditEntry.objects.count() == 1
+
+
+def test_workspace_deletion_removes_its_automation_too(
+    tenant: Tenant,
+    other_tenant: Tenant,
+    owner: Membership,
+    run_queued: Callable[[], list[str]],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from accounts import compliance
+    from automation.models import AccountAutomation, Rule, RuleRun, Trigger
+    from tests.factories import InstagramAccountFactory
+
+    def automate(workspace: Tenant, words: str) -> None:
+        account = InstagramAccountFactory(tenant=workspace, access_token="")
+        message = MessageFactory(conversation__contact__account=account, text=f"{words} message")
+        with scope(tenant=workspace):
+            rule = Rule.objects.create(
+                tenant=workspace,
+                account=account,
+                name=f"{words} rule",
+                trigger=Trigger.KEYWORD,
+                keywords=[f"{words} keyword"],
+                actions=[{"type": "reply_text", "text": f"{words} answer"}],
+                bot_secret=f"{words} bot secret",
+            )
+            RuleRun.objects.create(
+                tenant=workspace,
+                rule=rule,
+                account=account,
+                contact=message.conversation.contact,
+                conversation=message.conversation,
+                customer_igsid=f"{words} customer",
+                source=f"message:{message.pk}",
+                outcome=RuleRun.Outcome.FIRED,
+            )
+            AccountAutomation.objects.create(
+                tenant=workspace, account=account, hours={"mon": [["09:00", "17:00"]]},
+                ice_breakers=[{"question": f"{words} question", "payload": "Q1"}],
+            )  # fmt: skip
+
+    automate(tenant, "ours")
+    automate(other_tenant, "theirs")
+    assert rows_containing("ours rule", "ours answer", "ours customer", "ours question") != []
+    with django_capture_on_commit_callbacks(execute=True), scope(tenant=tenant):
+        compliance.tenant_deletion_request(
+            tenant=tenant, requested_by=owner.user, confirm_name=tenant.name
+        )
+    assert run_queued() == ["accounts.delete_tenant"]
+    assert TenantDeletionJob.objects.get().status == TenantDeletionJob.Status.DONE
+    ours = ("ours rule", "ours keyword", "ours answer", "ours bot secret", "ours customer")
+    assert rows_containing(*ours, "ours question", "ours message") == []
+    assert len(rows_containing("theirs rule", "theirs customer", "theirs question")) == 3

@@ -3,14 +3,27 @@ included), the tombstone stays, and the audit log has one entry."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.db import connection
 from django.test import Client
+from django.utils import timezone
 from django_scopes import scope
 
 from accounts.audit import Action
 from accounts.models import InstagramAccount, Tenant
 from tests.compliance.support import audit_actions, rows_containing
-from tests.messaging.inbound_support import BUSINESS, T0, deliver, envelope, item, messages
+from tests.messaging.inbound_support import (
+    BUSINESS,
+    CUSTOMER,
+    T0,
+    deliver,
+    envelope,
+    item,
+    messages,
+)
+from webhooks import services as webhook_services
 from webhooks.models import CallbackEndpoint, CallbackEvent, WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -106,3 +119,60 @@ def test_nothing_about_a_message_is_cached(
         value = connection.dump(key) or b""
         assert TEXT.encode() not in value
         assert PHOTO.encode() not in value
+
+
+def test_processing_records_the_ids_a_delivery_names(
+    client: Client, tenant: Tenant, account: InstagramAccount
+) -> None:
+    deliver(client, _original())
+    (event,) = WebhookEvent.objects.all()
+    assert event.named_ids == sorted({BUSINESS, CUSTOMER, MID})
+
+
+def test_unsend_still_finds_deliveries_processed_before_their_ids_were_recorded(
+    client: Client, tenant: Tenant, account: InstagramAccount
+) -> None:
+    deliver(client, _original())
+    WebhookEvent.objects.update(named_ids=None)
+    deliver(client, _unsend())
+    assert rows_containing(TEXT, PHOTO) == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the index is PostgreSQL's")
+def test_the_unsend_scan_of_raw_deliveries_uses_an_index(
+    tenant: Tenant, account: InstagramAccount
+) -> None:
+    """Among 20,000 processed deliveries, the one naming the unsent message is found through
+    the GIN index on the ids deliveries name, not by reading every body."""
+    table = WebhookEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {table} (received_at, raw_body, body_sha256, signed_with, status,
+                                 attempts, last_error, processed_at, named_ids)
+            SELECT now() - (n || ' seconds')::interval,
+                   convert_to('{{"entry":[{{"id":"{BUSINESS}","messaging":[{{"message":'
+                              || '{{"mid":"aWdfBULK' || n || '","text":"words ' || n
+                              || '"}}}}]}}]}}', 'UTF8'),
+                   md5(n::text) || md5((n + 1)::text), 'meta', 'processed', 1, '', now(),
+                   jsonb_build_array('{BUSINESS}', 'aWdfBULK' || n)
+            FROM generate_series(1, 20000) AS n
+            """  # noqa: S608 (test data, no outside input)
+        )
+        cursor.execute(f"ANALYZE {table}")
+    statements = webhook_services.bodies_erase_statements(
+        needles=["aWdfBULK12345"], received_after=timezone.now() - timedelta(days=2)
+    )
+    plans = []
+    with connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(f"EXPLAIN {sql}", params)
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+    indexed, unindexed = plans
+    assert "webhook_event_named_ids" in indexed, indexed
+    assert "Seq Scan" not in indexed, indexed
+    assert "webhook_event_unindexed" in unindexed, unindexed
+    assert "Seq Scan" not in unindexed, unindexed
+    assert webhook_services.webhook_bodies_erase(needles=["aWdfBULK12345"]) == 1
+    assert rows_containing('words 12345"') == []
+    assert rows_containing('words 12346"') != []

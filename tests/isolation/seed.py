@@ -60,7 +60,13 @@ from tests.isolation.factories import (
     ReactionFactory,
 )
 from tests.isolation.structure import tenant_models
-from webhooks.models import CallbackDelivery, CallbackEndpoint, CallbackEvent, IdempotencyRecord
+from webhooks.models import (
+    CallbackDelivery,
+    CallbackEndpoint,
+    CallbackEvent,
+    ErasedCustomer,
+    IdempotencyRecord,
+)
 
 # Ids no row has: the "nonexistent object" every foreign id is compared with.
 MISSING_ID = 2_147_000_001
@@ -314,6 +320,15 @@ SEED_FACTORIES: dict[str, Factory] = {
             source=f"message:{tag}",
             outcome=RuleRun.Outcome.SKIPPED,
             reason=f"cooldown {tag}",
+        ),
+    ),
+    "webhooks.ErasedCustomer": lambda t, tag, seeded: _in_scope(
+        t,
+        lambda: ErasedCustomer.objects.create(
+            tenant=t,
+            account=seeded["accounts.InstagramAccount"],  # type: ignore[misc]
+            igsid_hash=f"erased-{tag}",
+            erased_at=_in_a_week(),
         ),
     ),
     "automation.AccountAutomation": lambda t, tag, seeded: _in_scope(

@@ -407,3 +407,32 @@ def test_the_worker_imports_the_history(
     assert got["messages"] == messages
     assert got["duplicated_mids"] == []
     assert os.environ["META_GRAPH_URL"] == worker_sandbox.facebook_url
+
+
+def test_a_history_import_after_a_contact_erasure_brings_nothing_of_theirs_back(
+    sbx: RunningSandbox, tenant: Tenant, acme: InstagramAccount
+) -> None:
+    """Meta still holds the erased customer's thread; importing it again must not restore it."""
+    from accounts.compliance import contact_erase
+
+    assert tasks_backfill.backfill_account(tenant.pk, acme.pk) == "done"
+    thread = next(
+        c
+        for c in sbx.control("GET", "conversations?account=acme.store")["data"]
+        if c["customer"] == "alice"
+    )
+    with scope(tenant=tenant):
+        contact = Contact.objects.get(account=acme, igsid=thread["igsid"])
+        contact_erase(contact=contact)
+        assert not Contact.objects.filter(account=acme, igsid=thread["igsid"]).exists()
+        BackfillJob.objects.all().delete()
+
+    assert tasks_backfill.backfill_account(tenant.pk, acme.pk) == "done"
+
+    with scope(tenant=tenant):
+        assert not Contact.objects.filter(account=acme, igsid=thread["igsid"]).exists()
+        texts = {m["text"] for m in thread["messages"] if m.get("text")}
+        assert texts, "the sandbox thread has text to look for"
+        assert not Message.objects.filter(account=acme, text__in=texts).exists()
+        # Everyone else's history is still imported.
+        assert Conversation.objects.filter(account=acme).exists()
