@@ -49,13 +49,17 @@ def _refusal_codes() -> dict[str, str]:
             "shortcut_taken": "400",
             "canned_empty": "400",
             "canned_too_long": "400",
+            "unknown_agent": "400: no member of the workspace has that email (or user id).",
+            "no_conversation": "400: the contact has no conversation to label yet.",
         }
     )
     return codes
 
 
 def all_error_codes() -> dict[str, str]:
-    return {**ERROR_CODES, **_refusal_codes()}
+    from automation.services import ERROR_CODES as AUTOMATION_CODES
+
+    return {**ERROR_CODES, **_refusal_codes(), **AUTOMATION_CODES}
 
 
 def _error_schema() -> dict[str, Any]:
@@ -108,6 +112,11 @@ _RATE_HEADERS = {
 }
 
 
+# Fields that are a short form or, with ``?expand=``, the full object: the full object holds
+# every field of the short one, so a value matches both and ``oneOf`` would reject it.
+_SHORT_OR_FULL = ("ConversationContact", "ConversationLastMessage")
+
+
 def _header(description: str) -> dict[str, Any]:
     return {"schema": {"type": "integer"}, "description": description}
 
@@ -120,6 +129,9 @@ def document_conventions(
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Error"] = _error_schema()
     schemas.update(events.components())
+    for name in _SHORT_OR_FULL:
+        if name in schemas and "oneOf" in schemas[name]:
+            schemas[name]["anyOf"] = schemas[name].pop("oneOf")
     error_content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, operations in result.get("paths", {}).items():
         if not path.startswith("/api/v1/") or path.startswith(("/api/v1/schema", "/api/v1/docs")):

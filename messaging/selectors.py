@@ -11,20 +11,49 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from django.db.models import F, Prefetch, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet
 from django.db.models.functions import Coalesce
 
-from messaging.models import BackfillJob, Contact, Conversation, Message, Reaction
+from messaging.models import (
+    BackfillJob,
+    Contact,
+    Conversation,
+    ConversationLabel,
+    Label,
+    Message,
+    Reaction,
+)
 
 # The attribute names a page of messages carries after ``message_page_attach``.
 QUOTED_ATTR = "quoted_message"
 REACTIONS_ATTR = "reaction_list"
 LATEST_ATTR = "latest_messages"
+LABELS_ATTR = "label_list"
 
 
 def _latest_message_prefetch() -> Prefetch:  # type: ignore[type-arg]
     latest = Message.objects.order_by("-sent_at", "-id")[:1]
     return Prefetch("messages", queryset=latest, to_attr=LATEST_ATTR)
+
+
+def _labels_prefetch() -> Prefetch:  # type: ignore[type-arg]
+    return Prefetch(
+        "label_links",
+        queryset=ConversationLabel.objects.select_related("label").order_by("label__name"),
+        to_attr=LABELS_ATTR,
+    )
+
+
+def conversation_labels(conversation: Conversation) -> list[Label]:
+    """The conversation's labels by name, from the prefetch when the selector made one."""
+    links = getattr(conversation, LABELS_ATTR, None)
+    if links is None:
+        links = list(
+            ConversationLabel.objects.filter(conversation=conversation)
+            .select_related("label")
+            .order_by("label__name")
+        )
+    return [link.label for link in links]
 
 
 def conversation_list(
@@ -36,9 +65,10 @@ def conversation_list(
     unassigned: bool = False,
     unread: bool | None = None,
     updated_since: datetime | None = None,
+    label_id: int | None = None,
 ) -> QuerySet[Conversation]:
     """Conversations, most recent activity first (``sort_at``, then id), each with its contact,
-    account, assignee and latest message.
+    account, assignee, labels and latest message.
 
     ``visible_account_ids`` narrows to the accounts a member may see (a queryset of ids from
     ``accounts.selectors.visible_account_ids``); ``None`` means every account of the tenant.
@@ -60,9 +90,13 @@ def conversation_list(
         qs = qs.filter(unread_count=0)
     if updated_since is not None:
         qs = qs.filter(updated_at__gte=updated_since)
+    if label_id is not None:
+        qs = qs.filter(
+            Exists(ConversationLabel.objects.filter(conversation=OuterRef("pk"), label=label_id))
+        )
     return (
         qs.annotate(sort_at=Coalesce(F("last_message_at"), F("created_at")))
-        .prefetch_related(_latest_message_prefetch())
+        .prefetch_related(_latest_message_prefetch(), _labels_prefetch())
         .order_by("-sort_at", "-id")
     )
 
@@ -125,6 +159,14 @@ def message_page_attach(messages: Sequence[Message]) -> Sequence[Message]:
 
 def contact_get(*, contact_id: int) -> Contact:
     return Contact.objects.select_related("account", "conversation").get(pk=contact_id)
+
+
+def latest_messages_attach(conversations: Sequence[Conversation]) -> list[Message]:
+    """Give the latest message of each conversation (from the list's prefetch) its quote and
+    reactions, as a page of messages gets them: two queries for the whole page."""
+    latest = [m for c in conversations if (m := conversation_latest_message(c)) is not None]
+    message_page_attach(latest)
+    return latest
 
 
 def backfill_job_latest(*, account_id: int) -> BackfillJob | None:

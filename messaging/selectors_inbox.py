@@ -23,7 +23,6 @@ from django.db.models import (
     F,
     Max,
     OuterRef,
-    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -42,14 +41,15 @@ from messaging.models import (
     Note,
     Reaction,
 )
-from messaging.selectors import _latest_message_prefetch
+from messaging.selectors import LABELS_ATTR as LABELS_ATTR  # the inbox's names for them
+from messaging.selectors import _labels_prefetch, _latest_message_prefetch
+from messaging.selectors import conversation_labels as conversation_labels
 
 SEARCH_CONFIG = "simple"
 STORY_KINDS = (Message.Kind.STORY_MENTION, Message.Kind.STORY_REPLY)
 COUNTS_TTL = 300  # seconds; a new fingerprint (any change) makes a new key anyway
 BOXES = ("all", "mine", "unassigned")
 STATUSES = ("open", "resolved")
-LABELS_ATTR = "label_list"
 MATCH_ATTR = "match_text"
 
 
@@ -182,25 +182,6 @@ def conversation_inbox_list(
     )
 
 
-def _labels_prefetch() -> Prefetch:
-    return Prefetch(
-        "label_links",
-        queryset=ConversationLabel.objects.select_related("label").order_by("label__name"),
-        to_attr=LABELS_ATTR,
-    )
-
-
-def conversation_labels(conversation: Conversation) -> list[Label]:
-    links = getattr(conversation, LABELS_ATTR, None)
-    if links is None:
-        links = list(
-            ConversationLabel.objects.filter(conversation=conversation)
-            .select_related("label")
-            .order_by("label__name")
-        )
-    return [link.label for link in links]
-
-
 def _shared_counts(visible_account_ids: Iterable[int] | None, account_id: int | None) -> dict:  # type: ignore[type-arg]
     is_open = Q(status=Conversation.Status.OPEN)
     base = _base(visible_account_ids, account_id)
@@ -327,8 +308,11 @@ def canned_reply_get(*, reply_id: int) -> CannedReply:
 # -- comments ----------------------------------------------------------------------------------
 
 
-def comment_list(*, account_id: int, pending_only: bool = False) -> QuerySet[Comment]:
-    qs = Comment.objects.filter(account_id=account_id).select_related("private_reply")
+def comment_list(*, account_id: int | None = None, pending_only: bool = False) -> QuerySet[Comment]:
+    """Comments, newest first: of one account, or (``None``) of every account."""
+    qs = Comment.objects.select_related("private_reply")
+    if account_id is not None:
+        qs = qs.filter(account_id=account_id)
     if pending_only:
         qs = qs.filter(private_reply_at__isnull=True)
     return qs.order_by("-commented_at", "-id")

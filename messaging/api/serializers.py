@@ -7,22 +7,55 @@ from typing import Any
 
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from accounts.models import User
 from messaging import selectors
-from messaging.models import Contact, Conversation, Message, Reaction
+from messaging.models import (
+    CannedReply,
+    Comment,
+    Contact,
+    Conversation,
+    Label,
+    Message,
+    Note,
+    Reaction,
+)
 
 STORY_LIFETIME = timedelta(hours=24)
 PREVIEW_CHARS = 200
 
+# What ``?expand=`` can embed in full in a conversation, instead of its short form.
+CONVERSATION_EXPANDS = ("contact", "last_message", "assignee")
+
+
+def expand_parse(params: Any, allowed: tuple[str, ...] = CONVERSATION_EXPANDS) -> frozenset[str]:
+    """The names in ``?expand=a,b`` (repeatable); an unknown name is a 400 ``invalid``."""
+    names = {
+        name.strip()
+        for value in params.getlist("expand")
+        for name in value.split(",")
+        if name.strip()
+    }
+    unknown = sorted(names - set(allowed))
+    if unknown:
+        raise serializers.ValidationError(
+            {"expand": [f"Unknown: {', '.join(unknown)}. Choose from: {', '.join(allowed)}."]}
+        )
+    return frozenset(names)
+
+
+MAX_ID = 2**63 - 1  # the largest id the database can hold; a larger one is a 400, not a 500
+
 
 class ConversationFilterInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    account = serializers.IntegerField(required=False, min_value=1)
+    account = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     status = serializers.ChoiceField(choices=Conversation.Status.choices, required=False)
     assignee = serializers.RegexField(r"^(none|[1-9][0-9]*)$", required=False)
     unread = serializers.BooleanField(required=False, allow_null=True, default=None)
     updated_since = serializers.DateTimeField(required=False)
+    label = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)  # type: ignore[assignment]
 
 
 class ContactSummarySerializer(serializers.ModelSerializer[Contact]):
@@ -72,52 +105,33 @@ class MessagePreviewSerializer(serializers.ModelSerializer[Message]):
 
     text = serializers.SerializerMethodField()
     unsent = serializers.BooleanField(source="is_unsent", read_only=True)
+    erased_reason = serializers.ChoiceField(
+        source="erasure",
+        choices=Message.ErasedReason.choices,
+        read_only=True,
+        allow_null=True,
+        help_text="Why the content is gone: unsent, or removed by the retention policy.",
+    )
 
     class Meta:
         model = Message
-        fields = ("id", "mid", "direction", "sender_kind", "kind", "text", "unsent", "sent_at")
+        fields = (
+            "id",
+            "mid",
+            "direction",
+            "sender_kind",
+            "kind",
+            "text",
+            "unsent",
+            "erased_reason",
+            "sent_at",
+        )
 
     @extend_schema_field(OpenApiTypes.STR)
     def get_text(self, message: Message) -> str | None:
         if message.is_unsent:
             return None
         return message.text[:PREVIEW_CHARS]
-
-
-class ConversationOutputSerializer(serializers.ModelSerializer[Conversation]):
-    account: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
-        read_only=True
-    )
-    assignee: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
-        read_only=True, allow_null=True
-    )
-    contact = ContactSummarySerializer(read_only=True)
-    last_message = serializers.SerializerMethodField()
-    window_closes_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    human_agent_window_closes_at = serializers.DateTimeField(read_only=True, allow_null=True)
-
-    class Meta:
-        model = Conversation
-        fields = (
-            "id",
-            "account",
-            "contact",
-            "status",
-            "assignee",
-            "unread_count",
-            "last_message_at",
-            "last_message",
-            "customer_last_message_at",
-            "window_closes_at",
-            "human_agent_window_closes_at",
-            "created_at",
-            "updated_at",
-        )
-
-    @extend_schema_field(MessagePreviewSerializer(allow_null=True))
-    def get_last_message(self, conversation: Conversation) -> dict[str, Any] | None:
-        latest = selectors.conversation_latest_message(conversation)
-        return MessagePreviewSerializer(latest).data if latest is not None else None
 
 
 class ReactionOutputSerializer(serializers.ModelSerializer[Reaction]):
@@ -189,6 +203,13 @@ class MessageOutputSerializer(serializers.ModelSerializer[Message]):
     reactions = serializers.SerializerMethodField()
     edited = serializers.SerializerMethodField()
     unsent = serializers.BooleanField(source="is_unsent", read_only=True)
+    erased_reason = serializers.ChoiceField(
+        source="erasure",
+        choices=Message.ErasedReason.choices,
+        read_only=True,
+        allow_null=True,
+        help_text="Why the content is gone: unsent, or removed by the retention policy.",
+    )
     error = serializers.SerializerMethodField()
 
     class Meta:
@@ -207,6 +228,7 @@ class MessageOutputSerializer(serializers.ModelSerializer[Message]):
             "edited",
             "edited_at",
             "unsent",
+            "erased_reason",
             "status",
             "error",
             "sent_at",
@@ -264,3 +286,289 @@ class MessageOutputSerializer(serializers.ModelSerializer[Message]):
         if not message.error_code and not message.error_message:
             return None
         return {"code": message.error_code, "message": message.error_message}
+
+
+# -- team work ---------------------------------------------------------------------------------
+
+
+class LabelSummarySerializer(serializers.ModelSerializer[Label]):
+    class Meta:
+        model = Label
+        fields = ("id", "name", "color")
+
+
+class LabelOutputSerializer(serializers.ModelSerializer[Label]):
+    class Meta:
+        model = Label
+        fields = ("id", "name", "color", "created_at")
+
+
+class PersonSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """A member of the workspace as a person: their user id, email and name."""
+
+    id = serializers.IntegerField(help_text="The user id (what the `assignee` filter takes).")
+    email = serializers.EmailField()
+    name = serializers.CharField(source="display_name")
+
+
+def person_data(user: User | None) -> dict[str, Any] | None:
+    return dict(PersonSerializer(user).data) if user is not None else None
+
+
+class NoteOutputSerializer(serializers.ModelSerializer[Note]):
+    conversation = serializers.IntegerField(source="conversation_id", read_only=True)
+    author = serializers.SerializerMethodField(
+        help_text="The member who wrote it; null when the partner wrote it as itself."
+    )
+    mentions = serializers.ListField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="User ids of the members it @mentions.",
+    )
+
+    class Meta:
+        model = Note
+        fields = ("id", "conversation", "body", "author", "mentions", "created_at")
+
+    @extend_schema_field(PersonSerializer(allow_null=True))
+    def get_author(self, note: Note) -> dict[str, Any] | None:
+        return person_data(note.author)
+
+
+class CannedReplyOutputSerializer(serializers.ModelSerializer[CannedReply]):
+    class Meta:
+        model = CannedReply
+        fields = ("id", "shortcut", "body", "created_at", "updated_at")
+
+
+class CommentOutputSerializer(serializers.ModelSerializer[Comment]):
+    account: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
+    private_reply: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="The id of the private reply's message, once one was sent.",
+    )
+
+    class Meta:
+        model = Comment
+        fields = (
+            "id",
+            "comment_id",
+            "account",
+            "media_id",
+            "media_product_type",
+            "parent_id",
+            "from_id",
+            "from_username",
+            "text",
+            "is_live",
+            "commented_at",
+            "private_reply_at",
+            "private_reply",
+        )
+
+
+class ContactDetailSerializer(ContactOutputSerializer):
+    """One contact, with the labels on its conversation."""
+
+    labels = serializers.SerializerMethodField()
+
+    class Meta(ContactOutputSerializer.Meta):
+        fields = (*ContactOutputSerializer.Meta.fields, "labels")  # type: ignore[assignment]
+
+    @extend_schema_field(LabelSummarySerializer(many=True))
+    def get_labels(self, contact: Contact) -> list[dict[str, Any]]:
+        try:
+            conversation = contact.conversation
+        except Conversation.DoesNotExist:
+            return []
+        labels = selectors.conversation_labels(conversation)
+        return list(LabelSummarySerializer(labels, many=True).data)
+
+
+# -- conversations -----------------------------------------------------------------------------
+
+
+class ConversationOutputSerializer(serializers.ModelSerializer[Conversation]):
+    """A conversation. ``contact``, ``last_message`` and ``assignee`` come in a short form, or in
+    full with ``?expand=contact,last_message,assignee`` (the serializer context's ``expand``)."""
+
+    account: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
+    contact = serializers.SerializerMethodField(
+        help_text="The customer, short; with `expand=contact`, the whole contact."
+    )
+    mode = serializers.ChoiceField(
+        choices=Conversation.Mode.choices,
+        read_only=True,
+        help_text="Who answers: the account's automation, or a person (handover). "
+        "Change it with `POST /api/v1/conversations/{id}/handover`.",
+    )
+    assignee = serializers.SerializerMethodField(
+        help_text="The assigned member's user id; with `expand=assignee`, the member (id, email, "
+        "name). Null when unassigned."
+    )
+    labels = serializers.SerializerMethodField()
+    last_message = serializers.SerializerMethodField(
+        help_text="A preview of the latest message; with `expand=last_message`, the whole "
+        "message (attachments, reactions, quote). Null in an empty thread."
+    )
+    window_closes_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    human_agent_window_closes_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = Conversation
+        fields = (
+            "id",
+            "account",
+            "contact",
+            "status",
+            "mode",
+            "assignee",
+            "labels",
+            "unread_count",
+            "last_message_at",
+            "last_message",
+            "customer_last_message_at",
+            "window_closes_at",
+            "human_agent_window_closes_at",
+            "created_at",
+            "updated_at",
+        )
+
+    def _expanded(self, name: str) -> bool:
+        return name in self.context.get("expand", ())
+
+    @extend_schema_field(
+        PolymorphicProxySerializer(
+            component_name="ConversationContact",
+            serializers=[ContactSummarySerializer, ContactOutputSerializer],
+            resource_type_field_name=None,
+        )
+    )
+    def get_contact(self, conversation: Conversation) -> dict[str, Any]:
+        if self._expanded("contact"):
+            return dict(ContactOutputSerializer(conversation.contact).data)
+        return dict(ContactSummarySerializer(conversation.contact).data)
+
+    @extend_schema_field(
+        {
+            "oneOf": [
+                {"type": "integer", "description": "The member's user id."},
+                {"$ref": "#/components/schemas/Person"},
+            ],
+            "nullable": True,
+        }
+    )
+    def get_assignee(self, conversation: Conversation) -> int | dict[str, Any] | None:
+        if conversation.assignee_id is None:
+            return None
+        if self._expanded("assignee"):
+            return person_data(conversation.assignee)
+        return conversation.assignee_id
+
+    @extend_schema_field(LabelSummarySerializer(many=True))
+    def get_labels(self, conversation: Conversation) -> list[dict[str, Any]]:
+        labels = selectors.conversation_labels(conversation)
+        return list(LabelSummarySerializer(labels, many=True).data)
+
+    @extend_schema_field(
+        PolymorphicProxySerializer(
+            component_name="ConversationLastMessage",
+            serializers=[MessagePreviewSerializer, MessageOutputSerializer],
+            resource_type_field_name=None,
+        )
+    )
+    def get_last_message(self, conversation: Conversation) -> dict[str, Any] | None:
+        latest = selectors.conversation_latest_message(conversation)
+        if latest is None:
+            return None
+        if self._expanded("last_message"):
+            if not hasattr(latest, selectors.REACTIONS_ATTR):
+                selectors.message_page_attach([latest])
+            return dict(MessageOutputSerializer(latest).data)
+        return dict(MessagePreviewSerializer(latest).data)
+
+
+# -- input -------------------------------------------------------------------------------------
+
+
+class CommentFilterInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    account = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    pending = serializers.BooleanField(required=False, default=False)
+
+
+class ConversationAssignInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    agent_email = serializers.EmailField(
+        required=False,
+        allow_null=True,
+        help_text="The member to give the conversation to, by email; null unassigns.",
+    )
+    assignee = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Or the member's user id (as conversations show it); null unassigns.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if len(attrs) != 1:
+            raise serializers.ValidationError(
+                "Name the member with exactly one of `agent_email` or `assignee` (null unassigns)."
+            )
+        return attrs
+
+
+class HandoverInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    mode = serializers.ChoiceField(
+        choices=Conversation.Mode.choices,
+        help_text="`human`: a person answers and automation stays quiet; `automation`: hand the "
+        "conversation back to the account's automation.",
+    )
+
+
+class NoteInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    body = serializers.CharField(
+        max_length=4000, trim_whitespace=False, help_text="Seen by the team, never the customer."
+    )
+    agent_email = serializers.EmailField(
+        required=False, help_text="The member who wrote it; left out, the partner writes it."
+    )
+
+
+class ConversationLabelInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    label_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    name = serializers.CharField(
+        required=False, max_length=200, help_text="A label's name; a new name creates the label."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if len(attrs) != 1:
+            raise serializers.ValidationError("Give exactly one of `label_id` or `name`.")
+        return attrs
+
+
+class ContactLabelsInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        max_length=50,
+        allow_empty=True,
+        help_text="Every label the contact's conversation should carry, by name: new names "
+        "create labels, labels left out are taken off, `[]` removes them all.",
+    )
+
+
+class LabelInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField(max_length=200)
+    color = serializers.ChoiceField(choices=Label.Color.choices, required=False)
+
+
+class CannedReplyInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    shortcut = serializers.CharField(
+        max_length=60, help_text="What agents type after `/`: lowercase letters, digits, - and _."
+    )
+    body = serializers.CharField(max_length=4000, trim_whitespace=False)

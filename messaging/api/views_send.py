@@ -8,6 +8,7 @@ answers ``400``. Sends carry the partner: as a bot, or on behalf of a member (``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -19,13 +20,14 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.base import TenantAPIView, TenantGenericViewSet
-from accounts.models import ApiScope, Membership
-from config.api import CursorPagination, error_body
+from accounts.api.base import TenantAPIView, TenantGenericAPIView, TenantGenericViewSet
+from accounts.models import ApiScope
+from config.api import ApiError, CursorPagination, error_body
 from messaging import selectors
+from messaging.api.common import conversation_or_404, member_by_email
 from messaging.api.serializers import MessageOutputSerializer
 from messaging.api.views import ConversationMessageListView
-from messaging.models import Comment, Conversation, Message, OutboundJob
+from messaging.models import Comment, Message, OutboundJob
 from messaging.policy import SendRefused
 from messaging.services import outbound
 from messaging.services.outbound import (
@@ -172,36 +174,47 @@ class SendErrorSerializer(serializers.Serializer):  # type: ignore[type-arg]
     error = serializers.DictField()
 
 
-# -- helpers -----------------------------------------------------------------------------------
+# -- one way to queue a send -------------------------------------------------------------------
 
 
-def _refused(exc: SendRefused) -> Response:
-    detail = {
-        "window_closed_at": exc.window_closed_at.isoformat() if exc.window_closed_at else None
-    }
-    return Response(error_body(exc.code, exc.message, detail), status=422)
-
-
-def _invalid(exc: OutboundContentInvalid) -> Response:
-    return Response(
-        error_body(exc.code, exc.message, {"field": exc.field} if exc.field else None), status=400
-    )
-
-
-def _sender(view: Any, data: dict[str, Any]) -> Sender | Response:
+def _sender(view: TenantAPIView | TenantGenericAPIView, data: dict[str, Any]) -> Sender:
+    """The partner as a bot, or on behalf of the member named by ``agent_email``."""
     name = view.api_key.name
     if data.get("sender") != "human":
         return Sender.partner(name, bot=True)
-    member = (
-        Membership.objects.filter(user__email__iexact=data["agent_email"])
-        .select_related("user")
-        .first()
-    )
-    if member is None:
-        return Response(
-            error_body("unknown_agent", "No member of this workspace has that email."), status=400
-        )
-    return Sender.partner(name, on_behalf_of=member.user)
+    return Sender.partner(name, on_behalf_of=member_by_email(data["agent_email"]).user)
+
+
+def _queue(
+    view: TenantAPIView | TenantGenericAPIView,
+    form_class: type[SenderInputSerializer],
+    send: Callable[[dict[str, Any], Sender], Any],
+    output: Callable[[Any], serializers.BaseSerializer],  # type: ignore[type-arg]
+) -> Response:
+    """Validate the body, name the sender, call ``send`` and answer 202 with ``output``.
+
+    Every refusal answers in the error shape and is remembered under the Idempotency-Key like
+    any answer: policy refusals 422 (with ``detail.window_closed_at``), content Instagram can
+    never take and unknown members 400.
+    """
+    form = form_class(data=view.request.data)
+    form.is_valid(raise_exception=True)
+    data = form.validated_data
+    try:
+        result = send(data, _sender(view, data))
+    except SendRefused as exc:
+        closed = exc.window_closed_at.isoformat() if exc.window_closed_at else None
+        body, code = error_body(exc.code, exc.message, {"window_closed_at": closed}), 422
+    except OutboundContentInvalid as exc:
+        detail = {"field": exc.field} if exc.field else None
+        body, code = error_body(exc.code, exc.message, detail), 400
+    except IdempotencyKeyReused as exc:
+        body, code = error_body(exc.code, exc.message), 422
+    except ApiError as exc:
+        body, code = error_body(exc.error_code, exc.error_message, exc.error_detail), 400
+    else:
+        return Response(output(result).data, status=status.HTTP_202_ACCEPTED)
+    return Response(body, status=code)
 
 
 def _content(data: dict[str, Any]) -> OutboundContent:
@@ -221,6 +234,11 @@ def _content(data: dict[str, Any]) -> OutboundContent:
         ),
         reply_to_mid=data["reply_to_mid"],
     )
+
+
+def _message_out(message: Message) -> MessageOutputSerializer:
+    selectors.message_page_attach([message])
+    return MessageOutputSerializer(message)
 
 
 REFUSALS = {
@@ -259,27 +277,18 @@ class ConversationMessagesView(ConversationMessageListView):
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         conversation = self._conversation()
-        form = MessageSendInputSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        sender = _sender(self, form.validated_data)
-        if isinstance(sender, Response):
-            return sender
         key = (request.headers.get("Idempotency-Key") or "").strip()[:255] or None
-        try:
-            message = outbound.message_send(
+        return _queue(
+            self,
+            MessageSendInputSerializer,
+            lambda data, sender: outbound.message_send(
                 conversation=conversation,
                 sender=sender,
-                content=_content(form.validated_data),
+                content=_content(data),
                 idempotency_key=key,
-            )
-        except SendRefused as exc:
-            return _refused(exc)
-        except OutboundContentInvalid as exc:
-            return _invalid(exc)
-        except IdempotencyKeyReused as exc:
-            return Response(error_body(exc.code, exc.message), status=422)
-        selectors.message_page_attach([message])
-        return Response(MessageOutputSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+            ),
+            _message_out,
+        )
 
 
 @extend_schema(tags=["conversations"])
@@ -294,22 +303,15 @@ class ConversationActionView(TenantAPIView):
         responses={**REFUSALS, 202: OutboundJobOutputSerializer},
     )
     def post(self, request: Request, conversation_id: int) -> Response:
-        try:
-            conversation = selectors.conversation_get(conversation_id=int(conversation_id))
-        except Conversation.DoesNotExist as exc:
-            raise Http404 from exc
-        form = SenderActionInputSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        sender = _sender(self, form.validated_data)
-        if isinstance(sender, Response):
-            return sender
-        try:
-            job = outbound.sender_action_send(
-                conversation=conversation, sender=sender, action=form.validated_data["action"]
-            )
-        except SendRefused as exc:
-            return _refused(exc)
-        return Response(OutboundJobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        conversation = conversation_or_404(conversation_id)
+        return _queue(
+            self,
+            SenderActionInputSerializer,
+            lambda data, sender: outbound.sender_action_send(
+                conversation=conversation, sender=sender, action=data["action"]
+            ),
+            OutboundJobOutputSerializer,
+        )
 
 
 @extend_schema(tags=["comments"])
@@ -327,20 +329,14 @@ class CommentPrivateReplyView(TenantAPIView):
         comment = Comment.objects.filter(pk=comment_id).select_related("account").first()
         if comment is None:
             raise Http404
-        form = PrivateReplyInputSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        sender = _sender(self, form.validated_data)
-        if isinstance(sender, Response):
-            return sender
-        try:
-            job = outbound.private_reply_send(
-                comment=comment, sender=sender, text=form.validated_data["text"]
-            )
-        except SendRefused as exc:
-            return _refused(exc)
-        except OutboundContentInvalid as exc:
-            return _invalid(exc)
-        return Response(OutboundJobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return _queue(
+            self,
+            PrivateReplyInputSerializer,
+            lambda data, sender: outbound.private_reply_send(
+                comment=comment, sender=sender, text=data["text"]
+            ),
+            OutboundJobOutputSerializer,
+        )
 
 
 @extend_schema(tags=["messages"])
@@ -358,20 +354,14 @@ class MessageReactionView(TenantAPIView):
         message = Message.objects.filter(pk=message_id).select_related("conversation").first()
         if message is None:
             raise Http404
-        form = ReactionInputSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        sender = _sender(self, form.validated_data)
-        if isinstance(sender, Response):
-            return sender
-        try:
-            job = outbound.reaction_send(
-                message=message, sender=sender, reaction=form.validated_data["reaction"]
-            )
-        except SendRefused as exc:
-            return _refused(exc)
-        except OutboundContentInvalid as exc:
-            return _invalid(exc)
-        return Response(OutboundJobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        return _queue(
+            self,
+            ReactionInputSerializer,
+            lambda data, sender: outbound.reaction_send(
+                message=message, sender=sender, reaction=data["reaction"]
+            ),
+            OutboundJobOutputSerializer,
+        )
 
 
 class OutboundJobPagination(CursorPagination):

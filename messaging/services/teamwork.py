@@ -25,6 +25,7 @@ from messaging.models import (
     Note,
 )
 from messaging.services.common import clean_text
+from webhooks import partner_events
 
 logger = logging.getLogger("messaging.teamwork")
 
@@ -88,6 +89,7 @@ def conversation_assign(
             locked.assignee_id = new_id
             _touch(locked, "assignee")
             _audit("assign", actor=actor, conversation_id=locked.pk, assignee_id=new_id)
+            partner_events.conversation_updated(conversation=locked, changes=["assignee"])
     conversation.assignee_id = locked.assignee_id
     conversation.updated_at = locked.updated_at
     return locked
@@ -116,7 +118,29 @@ def _set_status(
         if fields:
             _touch(locked, *fields)
             _audit(action, actor=actor, conversation_id=locked.pk)
+            if "status" in fields:
+                partner_events.conversation_updated(conversation=locked, changes=["status"])
+        if (
+            "status" in fields
+            and status == Conversation.Status.RESOLVED
+            and locked.mode == Conversation.Mode.HUMAN
+        ):
+            _hand_back_on_resolve(locked, actor)
     return locked
+
+
+def _hand_back_on_resolve(conversation: Conversation, actor: User | None) -> None:
+    """Resolving hands the conversation back to automation where the account says so."""
+    from automation import selectors as automation_selectors
+    from messaging.services import handover
+
+    if automation_selectors.resolve_returns_to_automation(account_id=conversation.account_id):
+        handover.conversation_mode_set(
+            conversation=conversation,
+            mode=Conversation.Mode.AUTOMATION,
+            actor=actor,
+            reason="resolved",
+        )
 
 
 def conversation_mark_seen(*, conversation: Conversation, actor: User | None) -> Conversation:
@@ -226,17 +250,41 @@ def label_delete(*, label: Label, actor: User | None) -> None:
     _audit("label_delete", actor=actor, label_id=label_id)
 
 
+def _lock(conversation: Conversation) -> Conversation:
+    """The conversation's row, locked until the transaction ends (events follow its order)."""
+    return Conversation.objects.select_for_update().get(pk=conversation.pk)
+
+
+def _link(conversation: Conversation, label: Label, actor: User | None) -> bool:
+    _, created = ConversationLabel.objects.get_or_create(
+        conversation=conversation,
+        label=label,
+        defaults={"tenant_id": conversation.tenant_id, "added_by": actor},
+    )
+    if created:
+        _audit("label_apply", actor=actor, conversation_id=conversation.pk, label_id=label.pk)
+    return created
+
+
+def _unlink(conversation: Conversation, label: Label, actor: User | None) -> bool:
+    deleted, _ = ConversationLabel.objects.filter(conversation=conversation, label=label).delete()
+    if deleted:
+        _audit("label_remove", actor=actor, conversation_id=conversation.pk, label_id=label.pk)
+    return bool(deleted)
+
+
+def _labels_changed(conversation: Conversation) -> None:
+    _touch(conversation)
+    partner_events.conversation_updated(conversation=conversation, changes=["labels"])
+
+
 def label_apply(*, conversation: Conversation, label: Label, actor: User | None) -> bool:
     """Put the label on the conversation; False if it was already there."""
     with transaction.atomic():
-        _, created = ConversationLabel.objects.get_or_create(
-            conversation=conversation,
-            label=label,
-            defaults={"tenant_id": conversation.tenant_id, "added_by": actor},
-        )
+        locked = _lock(conversation)
+        created = _link(locked, label, actor)
         if created:
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-            _audit("label_apply", actor=actor, conversation_id=conversation.pk, label_id=label.pk)
+            _labels_changed(locked)
     return created
 
 
@@ -255,13 +303,43 @@ def label_apply_by_name(*, conversation: Conversation, name: str, actor: User | 
 
 def label_remove(*, conversation: Conversation, label: Label, actor: User | None) -> bool:
     with transaction.atomic():
-        deleted, _ = ConversationLabel.objects.filter(
-            conversation=conversation, label=label
-        ).delete()
+        locked = _lock(conversation)
+        deleted = _unlink(locked, label, actor)
         if deleted:
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-            _audit("label_remove", actor=actor, conversation_id=conversation.pk, label_id=label.pk)
-    return bool(deleted)
+            _labels_changed(locked)
+    return deleted
+
+
+def conversation_labels_set(
+    *, conversation: Conversation, names: Iterable[str], actor: User | None
+) -> list[Label]:
+    """Make the conversation carry exactly the labels named (creating new ones), by name in any
+    case; one ``conversation.updated`` event when anything changed. The labels, by name."""
+    wanted: dict[str, str] = {}
+    for name in names:
+        cleaned = _label_name(name)
+        wanted.setdefault(cleaned.lower(), cleaned)
+    with transaction.atomic():
+        locked = _lock(conversation)
+        existing = {label.name.lower(): label for label in Label.objects.all()}
+        labels = []
+        for key, cleaned in wanted.items():
+            label = existing.get(key)
+            if label is None:
+                label = label_create(
+                    tenant_id=locked.tenant_id, name=cleaned, color=Label.Color.BLUE, actor=actor
+                )
+            labels.append(label)
+        keep = {label.pk for label in labels}
+        changed = False
+        for link in ConversationLabel.objects.filter(conversation=locked).select_related("label"):
+            if link.label_id not in keep:
+                changed |= _unlink(locked, link.label, actor)
+        for label in labels:
+            changed |= _link(locked, label, actor)
+        if changed:
+            _labels_changed(locked)
+    return sorted(labels, key=lambda label: label.name.lower())
 
 
 # -- canned replies ---------------------------------------------------------------------------

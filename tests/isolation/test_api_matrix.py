@@ -113,6 +113,97 @@ API_ROUTES: dict[str, ApiRoute] = {
     "/api/v1/outbound-jobs": _r(COLLECTION, "GET"),
     "/api/v1/outbound-jobs/{pk}": _r(OBJECT, "GET", pk="messaging.OutboundJob"),
     "/api/v1/outbound-jobs/{pk}/replay": _r(OBJECT, "POST", pk="messaging.OutboundJob"),
+    # Team work: assignment, status, handover, notes and labels of a conversation.
+    "/api/v1/conversations/{conversation_id}/assign": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"POST"}),
+        ids={"conversation_id": "messaging.Conversation"},
+        body=lambda s: {"agent_email": None},
+    ),
+    "/api/v1/conversations/{conversation_id}/resolve": _r(
+        OBJECT, "POST", conversation_id="messaging.Conversation"
+    ),
+    "/api/v1/conversations/{conversation_id}/reopen": _r(
+        OBJECT, "POST", conversation_id="messaging.Conversation"
+    ),
+    "/api/v1/conversations/{conversation_id}/handover": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"POST"}),
+        ids={"conversation_id": "messaging.Conversation"},
+        body=lambda s: {"mode": "human"},
+    ),
+    "/api/v1/conversations/{conversation_id}/notes": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"GET", "POST"}),
+        ids={"conversation_id": "messaging.Conversation"},
+        body=lambda s: {"body": "Called them back."},
+    ),
+    "/api/v1/conversations/{conversation_id}/labels": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"POST"}),
+        ids={"conversation_id": "messaging.Conversation"},
+        body=lambda s: {"label_id": s.id_of("messaging.Label") if s else MISSING_ID},
+    ),
+    "/api/v1/conversations/{conversation_id}/labels/{label_id}": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"DELETE"}),
+        ids={"conversation_id": "messaging.Conversation", "label_id": "messaging.Label"},
+    ),
+    "/api/v1/contacts/{pk}/labels": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"PUT"}),
+        ids={"pk": "messaging.Contact"},
+        body=lambda s: {"labels": ["VIP"]},
+    ),
+    "/api/v1/labels": ApiRoute(
+        kind=COLLECTION,
+        methods=frozenset({"GET", "POST"}),
+        body=lambda s: {"name": "Refund"},
+    ),
+    "/api/v1/labels/{pk}": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"GET", "PATCH", "DELETE"}),
+        ids={"pk": "messaging.Label"},
+        body=lambda s: {"name": "Renamed"},
+    ),
+    "/api/v1/canned-replies": ApiRoute(
+        kind=COLLECTION,
+        methods=frozenset({"GET", "POST"}),
+        body=lambda s: {"shortcut": "hours", "body": "We answer from 9 to 5."},
+    ),
+    "/api/v1/canned-replies/{pk}": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"GET", "PATCH", "DELETE"}),
+        ids={"pk": "messaging.CannedReply"},
+        body=lambda s: {"body": "Changed."},
+    ),
+    "/api/v1/comments": _r(COLLECTION, "GET"),
+    "/api/v1/comments/{pk}": _r(OBJECT, "GET", pk="messaging.Comment"),
+    # Automation: an account's rules and settings, a rule and its history.
+    "/api/v1/accounts/{account_id}/rules": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"GET", "POST"}),
+        ids={"account_id": "accounts.InstagramAccount"},
+        body=lambda s: {
+            "name": "Price answer",
+            "trigger": "keyword",
+            "keywords": ["price"],
+            "actions": [{"type": "reply_text", "text": "Prices are on our site."}],
+        },
+    ),
+    "/api/v1/accounts/{account_id}/automation": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"GET", "PUT"}),
+        ids={"account_id": "accounts.InstagramAccount"},
+        body=lambda s: {"ice_breakers": [{"question": "Where do you ship?", "payload": "SHIP"}]},
+    ),
+    "/api/v1/rules/{pk}": ApiRoute(
+        kind=OBJECT,
+        methods=frozenset({"GET", "PATCH", "DELETE"}),
+        ids={"pk": "automation.Rule"},
+        body=lambda s: {"enabled": False},
+    ),
+    "/api/v1/rules/{pk}/runs": _r(OBJECT, "GET", pk="automation.Rule"),
     "/api/v1/schema/": _r(PUBLIC, "GET"),
     "/api/v1/docs/": _r(PUBLIC, "GET"),
 }
