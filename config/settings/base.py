@@ -333,6 +333,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=10),
         "options": {"expires": 540},
     },
+    # Automation runs still waiting for a partner's bot after a lost task are asked again.
+    "automation-sweep-pending-runs": {
+        "task": "automation.sweep_pending_runs",
+        "schedule": timedelta(minutes=5),
+        "options": {"expires": 240},
+    },
 }
 # Raw Meta deliveries keep their bytes this long after processing (replays are still
 # recognised afterwards by the hash that stays).

@@ -712,6 +712,44 @@ def event_time(event: meta_events.WebhookEvent, received_at: datetime) -> dateti
     return moment
 
 
+def _automate_message(message: Message) -> None:
+    """A customer's message arrived live: the account's automation rules may answer it.
+
+    Only here, for live webhook events: history imports, redeliveries and echoes never trigger
+    rules. The engine runs in savepoints of its own and never raises.
+    """
+    from automation import engine
+
+    engine.message_received(message=message)
+
+
+def _automated_send_in_flight(message: Message) -> bool:
+    """Is an automated send of ours to this customer waiting on Meta's answer right now?
+
+    Meta does not promise that an Instagram echo names the app that sent it; an echo with
+    neither our app id nor our metadata that lands while our automation's send is in flight
+    (before Send API's answer gave us its id) is taken for that send's echo, not for a person
+    answering from the Instagram app.
+    """
+    from messaging.models import OutboundJob
+    from messaging.policy import AUTOMATED_SENDERS
+
+    return OutboundJob.objects.filter(
+        conversation_id=message.conversation_id,
+        status=OutboundJob.Status.SENDING,
+        sender_kind__in=list(AUTOMATED_SENDERS),
+    ).exists()
+
+
+def _human_replied_elsewhere(message: Message) -> None:
+    """The business answered outside this platform: the conversation is a person's now."""
+    from messaging.services import handover
+
+    handover.conversation_mode_set(
+        conversation=message.conversation, mode=Conversation.Mode.HUMAN, reason="external_reply"
+    )
+
+
 def inbound_event_apply(
     *, account: InstagramAccount, event: meta_events.WebhookEvent, received_at: datetime
 ) -> str:
@@ -746,7 +784,7 @@ def inbound_event_apply(
                 Kind.STORY_REPLY: WindowOpener.STORY_REPLY,
             }
             opens = openers.get(content.kind, WindowOpener.MESSAGE)
-        _, arrived = message_receive(
+        message, arrived = message_receive(
             account=account,
             igsid=customer or "",
             mid=event.mid or "",
@@ -758,11 +796,25 @@ def inbound_event_apply(
             is_standby=event.is_standby,
             opens_window=opens,
         )
+        ours = False
         if from_business and event.metadata:
             # The echo of one of our own sends: its outbox row learns Meta's id from it.
             from messaging import outbox
 
-            outbox.echo_received(account=account, mid=event.mid or "", metadata=event.metadata)
+            ours = outbox.echo_received(
+                account=account, mid=event.mid or "", metadata=event.metadata
+            )
+        if (
+            arrived
+            and from_business
+            and not ours
+            and (event.app_id or "") not in our_app_ids()
+            and not _automated_send_in_flight(message)
+        ):
+            # A person answered from the Instagram app or another app: automation steps back.
+            _human_replied_elsewhere(message)
+        elif arrived and not from_business:
+            _automate_message(message)
         return "message" if arrived else "duplicate"
 
     if isinstance(event, meta_events.MessageDeletedEvent):
@@ -815,7 +867,7 @@ def inbound_event_apply(
         if event.is_self or from_business:
             return "ignored:self"
         title = event.title or ""
-        _, arrived = message_receive(
+        message, arrived = message_receive(
             account=account,
             igsid=customer or "",
             mid=event.mid or _synthetic_mid("postback", event),
@@ -830,6 +882,8 @@ def inbound_event_apply(
             is_standby=event.is_standby,
             opens_window=WindowOpener.POSTBACK,
         )
+        if arrived:
+            _automate_message(message)
         return "postback" if arrived else "duplicate"
 
     if isinstance(event, meta_events.ReferralEvent):
@@ -869,6 +923,10 @@ def inbound_event_apply(
         )
         if comment is None:
             return "ignored:own_comment"
+        if created:
+            from automation import engine
+
+            engine.comment_received(comment=comment)
         return "comment" if created else "duplicate"
 
     if isinstance(event, meta_events.UnknownEvent):

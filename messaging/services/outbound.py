@@ -441,6 +441,16 @@ def message_send(
         if key_row is not None:
             key_row.message = message
             key_row.save(update_fields=["message"])
+        if sender.kind in policy.HUMAN_SENDERS and locked.mode != Conversation.Mode.HUMAN:
+            # A person answered: automation steps back in this conversation (handover).
+            from messaging.services import handover
+
+            handover.conversation_mode_set(
+                conversation=locked,
+                mode=Conversation.Mode.HUMAN,
+                actor=sender.user,
+                reason="agent_reply",
+            )
         locked.last_message_at = now
         locked.save(update_fields=["last_message_at", "updated_at"])
         _wake_relay()

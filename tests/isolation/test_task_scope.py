@@ -47,6 +47,10 @@ TENANTLESS_TASKS = {
         "beat: queues again unfinished deletion requests and workspace deletions (not "
         "tenant-owned rows)"
     ),
+    "automation.sweep_pending_runs": (
+        "beat: lists workspace ids (Tenant is not tenant-owned) and runs the tenant task "
+        "automation.sweep_pending_runs_of_tenant for each"
+    ),
 }
 
 # Every function wrapped by `tenant_task` shares the wrapper's code object.

@@ -84,7 +84,16 @@ def _row(obj: Any, skip: set[str]) -> dict[str, Any]:
 
 def snapshot(tenant: Tenant) -> dict[str, Any]:
     """Everything inbound processing stored for a tenant, without ids and write times."""
-    skip = {"id", "created_at", "updated_at", "tenant", "account", "contact", "conversation"}
+    skip = {
+        "id",
+        "created_at",
+        "updated_at",
+        "mode_changed_at",  # a write time, like updated_at
+        "tenant",
+        "account",
+        "contact",
+        "conversation",
+    }
     with scope(tenant=tenant):
         return {
             "contacts": sorted(
