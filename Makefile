@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint typecheck fmt services clean bench drills
+.PHONY: demo test check lint typecheck fmt services clean bench bench-isolation drills
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ services:
 ## Benchmarks (bench/README.md): a private stack on loopback, about 7 minutes, never in CI.
 bench: $(VENV)/.dev services
 	$(PY) -m bench.webhooks
+
+## Reliability row P4: inbound processing under a 10,000-job flood of the default queue, 4-6 min.
+bench-isolation: $(VENV)/.dev services
+	$(PY) -m bench.queue_isolation
 
 ## Reliability drills W8-W11 (tests/drills): kills and outages on private services, ~7 minutes.
 drills: $(VENV)/.dev services

@@ -116,6 +116,9 @@ def main() -> int:
             "--access-logfile",
             "-",
         ],
+        # One worker for every queue: the demo's load is one person clicking. Production runs a
+        # pool per queue group (Procfile: worker, worker_default, worker_outbound), so a flood
+        # of background jobs never delays inbound messages.
         "worker": [
             sys.executable,
             "-m",

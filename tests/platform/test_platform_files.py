@@ -434,7 +434,8 @@ def test_every_deployment_has_readiness_and_liveness_probes() -> None:
 def test_the_expected_workloads_exist() -> None:
     commands = {name: " ".join(main_command(d)) for name, d in deployments().items()}
     assert "gunicorn config.wsgi:application" in commands["igdm-web"]
-    assert "-Q webhooks,default,maintenance -P prefork" in commands["igdm-worker"]
+    assert "-Q webhooks -P prefork" in commands["igdm-worker"]
+    assert "-Q default,maintenance -P prefork" in commands["igdm-worker-default"]
     assert "-Q outbound -P threads -c 50" in commands["igdm-worker-outbound"]
     assert "celery -A config.celery_app beat" in commands["igdm-beat"]
 
@@ -465,7 +466,7 @@ def test_hpas_target_the_web_and_worker_deployments() -> None:
         assert ref["name"] in existing, f"HPA {hpa['metadata']['name']} targets nothing"
         assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
         targets.add(ref["name"])
-    assert targets == {"igdm-web", "igdm-worker", "igdm-worker-outbound"}
+    assert targets == {"igdm-web", "igdm-worker", "igdm-worker-default", "igdm-worker-outbound"}
 
 
 def test_scaled_containers_request_cpu() -> None:
@@ -569,7 +570,7 @@ def test_http_probes_resolve_and_send_an_allowed_host() -> None:
 def test_worker_pods_outlive_a_running_task() -> None:
     """Warm shutdown lets tasks finish: the grace period must exceed the task time limit."""
     time_limit = int(configmap_data()["CELERY_TASK_TIME_LIMIT"])
-    for name in ("igdm-worker", "igdm-worker-outbound"):
+    for name in ("igdm-worker", "igdm-worker-default", "igdm-worker-outbound"):
         spec = deployments()[name]["spec"]["template"]["spec"]
         assert spec["terminationGracePeriodSeconds"] > time_limit, name
 
@@ -592,7 +593,10 @@ def test_settings_are_complete_and_secrets_are_placeholders() -> None:
 
 def test_compose_services() -> None:
     services = compose()["services"]
-    expected = {"postgres", "redis", "web", "worker", "worker-outbound", "beat", "migrate"}
+    expected = {
+        "postgres", "redis", "web", "worker", "worker-default", "worker-outbound", "beat",
+        "migrate",
+    }  # fmt: skip
     assert expected <= set(services)
     assert services["postgres"]["image"].startswith("postgres:15")
     assert services["redis"]["image"].startswith("redis:7")
@@ -767,23 +771,89 @@ def test_dockerignore_keeps_the_files_the_containers_use() -> None:
 
 def test_procfile_declares_every_process() -> None:
     entries = procfile()
-    assert {"release", "web", "worker", "worker_outbound", "beat"} <= set(entries)
+    assert {"release", "web", "worker", "worker_default", "worker_outbound", "beat"} <= set(entries)
     assert "python manage.py migrate --noinput" in entries["release"]
     assert entries["web"] == "gunicorn config.wsgi:application -c platform/gunicorn.conf.py"
-    assert "-Q webhooks,default,maintenance -P prefork" in entries["worker"]
+    assert "-Q webhooks -P prefork" in entries["worker"]
+    assert "-Q default,maintenance -P prefork" in entries["worker_default"]
     assert "-Q outbound -P threads -c" in entries["worker_outbound"]
     assert entries["beat"].startswith("celery -A config.celery_app beat")
+
+
+def worker_pools(source: str) -> dict[str, set[str]]:
+    """The queues each Celery worker pool of one source ("Procfile", "compose", "k8s") serves."""
+    pools: dict[str, set[str]] = {}
+    for where, words in all_commands():
+        if where.startswith(source) and "worker" in words and "-Q" in words:
+            pools[where] = set(words[words.index("-Q") + 1].split(","))
+    return pools
+
+
+def routed_queues() -> dict[str, str]:
+    """Every registered task of the product and the queue the router sends it to."""
+    from config.celery_app import app
+
+    app.loader.import_default_modules()
+    return {
+        name: app.amqp.router.route({}, name)["queue"].name
+        for name in app.tasks
+        if not name.startswith("celery.")
+    }
+
+
+SOURCES = ("Procfile", "compose", "k8s")
 
 
 def test_every_queue_has_a_worker() -> None:
     from config.celery_app import app
 
-    for source in ("Procfile", "compose", "k8s"):
-        served: set[str] = set()
-        for where, words in all_commands():
-            if where.startswith(source) and "worker" in words and "-Q" in words:
-                served |= set(words[words.index("-Q") + 1].split(","))
+    for source in SOURCES:
+        served = set().union(*worker_pools(source).values())
         assert {queue.name for queue in app.conf.task_queues} <= served, source
+
+
+def test_every_routed_queue_is_served_by_some_pool() -> None:
+    routes = routed_queues()
+    assert routes["webhooks.drain"] == "webhooks"
+    assert routes["outbound.send"] == "outbound"
+    for source in SOURCES:
+        served = set().union(*worker_pools(source).values())
+        unserved = {name: queue for name, queue in routes.items() if queue not in served}
+        assert not unserved, f"{source}: no worker consumes the queues of {unserved}"
+
+
+def test_no_queue_is_served_by_two_pools() -> None:
+    """One pool per queue: a flood on one queue cannot occupy the workers of another."""
+    for source in SOURCES:
+        owners: dict[str, list[str]] = {}
+        for where, queues in worker_pools(source).items():
+            for queue in queues:
+                owners.setdefault(queue, []).append(where)
+        shared = {queue: pools for queue, pools in owners.items() if len(pools) > 1}
+        assert not shared, f"{source}: queues served by more than one pool: {shared}"
+
+
+def test_inbound_processing_has_a_pool_of_its_own() -> None:
+    """Reliability row P4: the webhooks queue is the only queue its pool consumes."""
+    inbound = routed_queues()["webhooks.drain"]
+    for source in SOURCES:
+        pools = [queues for queues in worker_pools(source).values() if inbound in queues]
+        assert pools == [{inbound}], f"{source}: inbound processing shares its pool: {pools}"
+
+
+def test_the_demo_worker_serves_every_queue() -> None:
+    """The demo runs one worker on the embedded defaults: it must consume every queue."""
+    from config.celery_app import app
+
+    tree = ast.parse((ROOT / "scripts" / "demo.py").read_text())
+    served: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.List):
+            values = [elt.value if isinstance(elt, ast.Constant) else None for elt in node.elts]
+            if "worker" in values and "-Q" in values:
+                served |= set(str(values[values.index("-Q") + 1]).split(","))
+    assert {queue.name for queue in app.conf.task_queues} <= served
+    assert set(routed_queues().values()) <= served
 
 
 @pytest.mark.parametrize(
