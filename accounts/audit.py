@@ -39,6 +39,10 @@ class Action:
     RETENTION_PURGED = "retention.purged"
     DATA_DELETION_PROCESSED = "data_deletion.processed"
     TENANT_DELETION_REQUESTED = "tenant.deletion_requested"
+    AUTOMATION_RULE_CREATED = "automation.rule_created"
+    AUTOMATION_RULE_CHANGED = "automation.rule_changed"
+    AUTOMATION_RULE_DELETED = "automation.rule_deleted"
+    AUTOMATION_SETTINGS_CHANGED = "automation.settings_changed"
 
     LABELS: dict[str, str] = {
         MEMBER_INVITED: "Member invited",
@@ -60,6 +64,10 @@ class Action:
         RETENTION_PURGED: "Old message content erased",
         DATA_DELETION_PROCESSED: "Data deletion request from Meta",
         TENANT_DELETION_REQUESTED: "Workspace deletion requested",
+        AUTOMATION_RULE_CREATED: "Automation rule created",
+        AUTOMATION_RULE_CHANGED: "Automation rule changed",
+        AUTOMATION_RULE_DELETED: "Automation rule deleted",
+        AUTOMATION_SETTINGS_CHANGED: "Automation settings changed",
     }
 
 

@@ -128,6 +128,8 @@ class ApiScope(models.TextChoices):
     TENANT_READ = "tenant:read", "Read the workspace"
     COMPLIANCE_MANAGE = "compliance:manage", "Export and erase contacts' data"
     AUDIT_READ = "audit:read", "Read the audit log"
+    AUTOMATION_READ = "automation:read", "Read automation rules, their history and settings"
+    AUTOMATION_MANAGE = "automation:manage", "Manage automation rules and settings"
 
 
 class ApiKey(models.Model):

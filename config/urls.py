@@ -8,6 +8,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include(("accounts.api.urls", "accounts"), namespace="accounts-api")),
     path("", include(("messaging.api.urls", "messaging"), namespace="messaging-api")),
     path("", include(("webhooks.api.urls", "webhooks"), namespace="webhooks-api")),
+    path("", include(("automation.api.urls", "automation"), namespace="automation-api")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
 ]

@@ -25,4 +25,5 @@ urlpatterns = [
     path("settings/", views.settings_page, name="settings"),
     path("", include("frontend.onboarding.urls")),
     path("", include("frontend.compliance.urls")),
+    path("", include("frontend.automation.urls")),
 ]

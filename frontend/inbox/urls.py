@@ -17,6 +17,7 @@ urlpatterns = [
     path("<int:conversation_id>/messages/<int:message_id>/retry/", views.retry, name="retry"),
     path("<int:conversation_id>/assign/", views.assign, name="assign"),
     path("<int:conversation_id>/status/", views.set_status, name="status"),
+    path("<int:conversation_id>/mode/", views.set_mode, name="mode"),
     path("<int:conversation_id>/notes/", views.note_add, name="note_add"),
     path("<int:conversation_id>/labels/", views.label_apply, name="label_apply"),
     path(

@@ -36,7 +36,7 @@ from integrations.meta.client import INSTAGRAM_INBOX_APP_ID, PAGE_INBOX_APP_ID
 from messaging import selectors, selectors_inbox
 from messaging.models import BackfillJob, Conversation, Message
 from messaging.selectors_inbox import InboxFilter
-from messaging.services import teamwork
+from messaging.services import handover, teamwork
 
 PAGE_SIZE = 50
 THREAD_LIMIT = 60  # the newest messages a thread opens with; older ones load on demand
@@ -607,6 +607,24 @@ def assign(request: HttpRequest, conversation_id: int) -> HttpResponse:
     except teamwork.TeamworkError as exc:
         return _done(request, _conversation(request, conversation_id), error=exc.message)
     return _done(request, _conversation(request, conversation.pk), triggers={"inbox:changed": 1})
+
+
+@require_POST
+@member_required()
+def set_mode(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Take a conversation over from automation, or hand it back."""
+    _require_reply(request)
+    conversation = _conversation(request, conversation_id)
+    mode = request.POST.get("mode", "")
+    if mode not in Conversation.Mode.values:
+        return _done(request, conversation, error="Choose automation or human.")
+    handover.conversation_mode_set(
+        conversation=conversation,
+        mode=mode,
+        actor=request.user,  # type: ignore[arg-type]
+        reason="manual",
+    )
+    return _done(request, _conversation(request, conversation_id), triggers={"inbox:changed": 1})
 
 
 @require_POST

@@ -166,6 +166,48 @@ PAGES: dict[str, Page] = {
     "/inbox/comments/{comment_id}/reply/": Page(
         ids={"comment_id": "messaging.Comment"}, post=lambda s: {"text": "Sent you a DM"}
     ),
+    "/inbox/{conversation_id}/mode/": Page(
+        ids={"conversation_id": "messaging.Conversation"}, post=lambda s: {"mode": "human"}
+    ),
+    # Automation: an account's rules, business hours, ice breakers and menu; a rule's pages.
+    "/automation/": Page(),
+    "/automation/accounts/{account_id}/": Page(ids={"account_id": "accounts.InstagramAccount"}),
+    "/automation/accounts/{account_id}/rules/new/": Page(
+        ids={"account_id": "accounts.InstagramAccount"},
+        post=lambda s: {
+            "name": "Price answer",
+            "trigger": "keyword",
+            "keywords": "price",
+            "cooldown_minutes": "60",
+            "action-0-type": "reply_text",
+            "action-0-text": "Prices are on our site.",
+        },
+    ),
+    "/automation/accounts/{account_id}/hours/": Page(
+        ids={"account_id": "accounts.InstagramAccount"},
+        post=lambda s: {"timezone": "Europe/Lisbon", "hours-mon": "09:00-17:00"},
+    ),
+    "/automation/accounts/{account_id}/profile/": Page(
+        ids={"account_id": "accounts.InstagramAccount"},
+        post=lambda s: {"ice-0-question": "Where do you ship?", "ice-0-payload": "SHIP"},
+    ),
+    "/automation/rules/{rule_id}/": Page(
+        ids={"rule_id": "automation.Rule"},
+        post=lambda s: {
+            "name": "Renamed",
+            "trigger": "keyword",
+            "keywords": "price",
+            "cooldown_minutes": "60",
+            "action-0-type": "reply_text",
+            "action-0-text": "Prices are on our site.",
+        },
+    ),
+    "/automation/rules/{rule_id}/toggle/": Page(ids={"rule_id": "automation.Rule"}),
+    "/automation/rules/{rule_id}/move/": Page(
+        ids={"rule_id": "automation.Rule"}, post=lambda s: {"direction": "up"}
+    ),
+    "/automation/rules/{rule_id}/delete/": Page(ids={"rule_id": "automation.Rule"}),
+    "/automation/rules/{rule_id}/history/": Page(ids={"rule_id": "automation.Rule"}),
     # Inbox settings: saved replies, labels, messaging (bot disclosure).
     "/settings/replies/": Page(post=lambda s: {"shortcut": "hours", "body": "9 to 5"}),
     "/settings/replies/{reply_id}/": Page(
