@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from automation.models import AccountAutomation, ActionType, MatchMode, Rule, RuleRun, Trigger
 from automation.selectors_manage import profile_sync_status
+from messaging.api.views_send import BUTTON_TYPES
 
 # -- rules -------------------------------------------------------------------------------------
 
@@ -24,7 +25,7 @@ class QuickReplySerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class CardButtonSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    type = serializers.ChoiceField(choices=["web_url", "postback"])
+    type = serializers.ChoiceField(choices=BUTTON_TYPES)
     title = serializers.CharField()
     url = serializers.CharField(required=False, help_text="web_url: an https URL.")
     payload = serializers.CharField(required=False, help_text="postback: the payload.")
@@ -104,7 +105,9 @@ class RuleInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
 class RuleOutputSerializer(serializers.ModelSerializer[Rule]):
     account_id = serializers.IntegerField(read_only=True)
     cooldown_seconds = serializers.SerializerMethodField()
-    has_bot_secret = serializers.SerializerMethodField()
+    bot_signing_key_set = serializers.SerializerMethodField(
+        help_text="Whether the rule has a key that signs its partner bot calls."
+    )
     last_fired_at = serializers.SerializerMethodField()
     actions = RuleActionSerializer(many=True, read_only=True)
 
@@ -125,7 +128,7 @@ class RuleOutputSerializer(serializers.ModelSerializer[Rule]):
             "payload",
             "actions",
             "cooldown_seconds",
-            "has_bot_secret",
+            "bot_signing_key_set",
             "last_fired_at",
             "created_at",
             "updated_at",
@@ -135,7 +138,7 @@ class RuleOutputSerializer(serializers.ModelSerializer[Rule]):
     def get_cooldown_seconds(self, rule: Rule) -> int:
         return int(rule.cooldown.total_seconds())
 
-    def get_has_bot_secret(self, rule: Rule) -> bool:
+    def get_bot_signing_key_set(self, rule: Rule) -> bool:
         return bool(rule.bot_secret)
 
     @extend_schema_field(OpenApiTypes.DATETIME)
@@ -145,15 +148,15 @@ class RuleOutputSerializer(serializers.ModelSerializer[Rule]):
 
 
 class RuleCreatedOutputSerializer(RuleOutputSerializer):
-    bot_secret = serializers.SerializerMethodField(
+    bot_signing_key = serializers.SerializerMethodField(
         help_text="Only when the rule asks a partner bot, and only in this answer: store it."
     )
 
     class Meta(RuleOutputSerializer.Meta):
-        fields = (*RuleOutputSerializer.Meta.fields, "bot_secret")  # type: ignore[assignment]
+        fields = (*RuleOutputSerializer.Meta.fields, "bot_signing_key")  # type: ignore[assignment]
         read_only_fields = fields  # type: ignore[assignment]
 
-    def get_bot_secret(self, rule: Rule) -> str:
+    def get_bot_signing_key(self, rule: Rule) -> str:
         return str(self.context.get("new_bot_secret", ""))
 
 
@@ -202,7 +205,7 @@ class IceBreakerSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class MenuItemSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    type = serializers.ChoiceField(choices=["postback", "web_url"])
+    type = serializers.ChoiceField(choices=BUTTON_TYPES)
     title = serializers.CharField(help_text="1 to 30 characters.")
     payload = serializers.CharField(required=False, help_text="postback: the payload.")
     url = serializers.CharField(required=False, help_text="web_url: an https URL.")

@@ -128,7 +128,7 @@ class AccountRulesView(TenantGenericAPIView):
         examples=[OpenApiExample("A keyword rule", value=RULE_EXAMPLE, request_only=True)],
         description=(
             "A new rule, last in the account's order. A rule that asks a partner bot answers "
-            "with its `bot_secret` this once: the bot's calls are signed with it."
+            "with its `bot_signing_key` this once: the bot's calls are signed with it."
         ),
     )
     def post(self, request: Request, account_id: int) -> Response:
@@ -170,7 +170,7 @@ class RuleView(TenantGenericAPIView):
             ),
         ],
         description=(
-            "Change some fields; the rule is checked whole again. `bot_secret` is set only "
+            "Change some fields; the rule is checked whole again. `bot_signing_key` is set only "
             "when the change adds a partner bot."
         ),
     )

@@ -252,6 +252,7 @@ SPECTACULAR_SETTINGS = {
         "OnboardingLinkStateEnum": "accounts.models.OnboardingLink.State",
         "MessageKindEnum": "messaging.models.Message.Kind",
         "SendKindEnum": "messaging.api.views_send.SEND_KINDS",
+        "ButtonTypeEnum": "messaging.api.views_send.BUTTON_TYPES",
     },
 }
 

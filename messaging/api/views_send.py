@@ -51,6 +51,10 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 # -- input -------------------------------------------------------------------------------------
 
 
+# The kinds of button a card or menu item can be (one enum in the schema: ButtonTypeEnum).
+BUTTON_TYPES = ["web_url", "postback"]
+
+
 class SenderInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
     sender = serializers.ChoiceField(
         choices=[("bot", "The partner's bot"), ("human", "A person, named by agent_email")],
@@ -84,7 +88,7 @@ class QuickReplyInputSerializer(serializers.Serializer):  # type: ignore[type-ar
 
 
 class ButtonInputSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    type = serializers.ChoiceField(choices=["web_url", "postback"])
+    type = serializers.ChoiceField(choices=BUTTON_TYPES)
     title = serializers.CharField(max_length=20)
     url = OptionalURLField()
     payload = serializers.CharField(max_length=1000, required=False, default="", allow_blank=True)

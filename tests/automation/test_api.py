@@ -51,7 +51,7 @@ def test_a_rule_is_created_listed_changed_and_deleted(
     body = created.json()
     assert body["keywords"] == ["price", "how much"]
     assert body["cooldown_seconds"] == 3600
-    assert body["bot_secret"] == ""
+    assert body["bot_signing_key"] == ""
     assert body["last_fired_at"] is None
     second = _create(api_client, account, name="Greeting", trigger="new_conversation").json()
 
@@ -90,11 +90,11 @@ def test_a_partner_bot_secret_is_answered_once(
 ) -> None:
     bot = [{"type": "partner_bot", "url": "https://bot.example.com/hook"}]
     created = _create(api_client, account, actions=bot).json()
-    assert created["bot_secret"].startswith("botsec_")
-    assert created["has_bot_secret"] is True
+    assert created["bot_signing_key"].startswith("botsec_")
+    assert created["bot_signing_key_set"] is True
     fetched = api_client.get(f"/api/v1/rules/{created['id']}").json()
-    assert "bot_secret" not in fetched
-    assert created["bot_secret"] not in str(
+    assert "bot_signing_key" not in fetched
+    assert created["bot_signing_key"] not in str(
         api_client.get(f"/api/v1/accounts/{account.pk}/rules").json()
     )
 
