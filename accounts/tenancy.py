@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from django.db.models import Q
+from django.db.models.signals import post_delete
 from django.http import HttpRequest, HttpResponse
 from django_scopes import scope, scopes_disabled
 
@@ -260,11 +263,53 @@ def tenant_context(request: HttpRequest) -> dict[str, Any]:
 # -- Celery: the task decorator --------------------------------------------------------------
 
 
+# Workspaces a worker process has seen exist, remembered for a few seconds: a busy worker
+# runs many tasks of the same workspace and need not ask for it before each one. Only
+# existence is remembered (a missing workspace is asked about every time), a deletion made in
+# this process is forgotten at once, one made elsewhere within ``TENANT_SEEN_TTL`` seconds; a
+# task started in that window finds none of the deleted workspace's rows (they are deleted with
+# it) and does nothing.
+TENANT_SEEN_TTL = 10.0
+_tenants_seen: dict[int, float] = {}
+_tenants_lock = threading.Lock()
+
+
+def _tenant_exists(tenant_id: int) -> bool:
+    now = time.monotonic()
+    until = _tenants_seen.get(tenant_id)
+    if until is not None and until > now:
+        return True
+    if not Tenant.objects.filter(pk=tenant_id).exists():
+        return False
+    with _tenants_lock:
+        if len(_tenants_seen) > 10_000:
+            _tenants_seen.clear()
+        _tenants_seen[tenant_id] = now + TENANT_SEEN_TTL
+    return True
+
+
+def forget_tenants(tenant_id: int | None = None) -> None:
+    """Drop remembered workspaces (one, or all): the next task asks the database again."""
+    with _tenants_lock:
+        if tenant_id is None:
+            _tenants_seen.clear()
+        else:
+            _tenants_seen.pop(tenant_id, None)
+
+
+def _tenant_deleted(sender: type[Tenant], instance: Tenant, **kwargs: Any) -> None:
+    forget_tenants(instance.pk)
+
+
+post_delete.connect(_tenant_deleted, sender=Tenant, dispatch_uid="tenancy.tenant_deleted")
+
+
 def tenant_task(func: Callable[P, R]) -> Callable[P, R]:
     """Run a task body inside the scope of the tenant id passed as its first argument.
 
     The body then loads its rows through scoped managers, so an id that belongs to another
-    tenant is simply not found and the task does nothing.
+    tenant is simply not found and the task does nothing. A tenant id that names no workspace
+    runs nothing.
     """
 
     @functools.wraps(func)
@@ -272,7 +317,7 @@ def tenant_task(func: Callable[P, R]) -> Callable[P, R]:
         tenant_id = kwargs["tenant_id"] if "tenant_id" in kwargs else args[0]
         if not isinstance(tenant_id, int) or isinstance(tenant_id, bool):
             raise TypeError("A tenant task's first argument is the tenant id.")
-        if not Tenant.objects.filter(pk=tenant_id).exists():
+        if not _tenant_exists(tenant_id):
             return None  # type: ignore[return-value]
         with scope(tenant=tenant_id):
             return func(*args, **kwargs)

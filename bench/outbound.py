@@ -1,16 +1,26 @@
 """Outbound benchmark (D11): sends per second end to end and queue wait at the configured rate.
 
-    python bench/outbound.py [--sends 1000] [--workers 2] [--threads 50] [--latency-ms 200]
+    python bench/outbound.py [--sends 1000] [--accounts 1] [--workers 2] [--threads 50]
+                             [--latency-ms 200] [--db-reuse 0]
 
 Runs against the local PostgreSQL and Redis (a private database and key prefix, removed
 afterwards) and an in-process Meta sandbox answering every call after ``--latency-ms``. Queues
-``--sends`` automated replies to ``--customers`` open threads of one account, starts the outbound
-workers (thread pool) and the outbox relay, and reports:
+``--sends`` automated replies to ``--customers`` open threads spread over ``--accounts``
+Instagram accounts (one account is capped by its own send budget, 80 text sends/s by default;
+D11's 200/s is a box-wide figure, so it needs several), starts the outbound workers (thread
+pool) and the outbox relay, and reports:
 
 - sends/s end to end (first to last accepted by the sandbox),
 - queue wait (queued -> claimed by a worker) and time to accepted (queued -> Meta's answer),
   p50/p95/max,
-- rate-limit answers from the sandbox (must be 0) and the configured per-account rate.
+- rate-limit answers from the sandbox (must be 0) and the configured per-account rate,
+- CPU milliseconds per send of each process group (workers, relay, this process with the
+  sandbox, PostgreSQL, Redis) and how busy the whole machine was, measured from the first
+  send accepted to the last, with the load average before and after the run.
+
+``--db-reuse N`` starts the workers with Celery's ``CELERY_DB_REUSE_MAX = N`` (a worker thread
+keeps its database connection for N tasks instead of opening one per task), to show what that
+setting would buy; 0 runs them as configured.
 
 Prints a table and writes ``bench/results/outbound.json``.
 """
@@ -39,14 +49,91 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int, children: bool = False) -> float:
+    """CPU seconds of one process (with its reaped children when asked), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / _TICKS
+
+
+def _pids_named(name: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm == name:
+                found.append(int(entry.name))
+    return found
+
+
+def _group_cpu(pgid: int) -> float:
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError):
+                if os.getpgid(int(entry.name)) == pgid:
+                    total += _proc_cpu(int(entry.name))
+    return total
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values) - idle) / _TICKS, sum(values) / _TICKS
+
+
+def _cpu_snapshot(workers: list[int], relay: int) -> dict[str, float]:
+    """CPU seconds so far per process group. PostgreSQL backends that ended are counted in
+    the postmaster's children time; the whole server is counted, other databases included."""
+    postgres = 0.0
+    for pid in _pids_named("postgres"):
+        postgres += _proc_cpu(pid, children=True)
+    busy, total = _machine_busy()
+    return {
+        "workers": sum(_group_cpu(pid) for pid in workers),
+        "relay": _group_cpu(relay),
+        "bench+sandbox": _proc_cpu(os.getpid()),
+        "postgresql": postgres,
+        "redis": sum(_proc_cpu(pid) for pid in _pids_named("redis-server")),
+        "machine_busy": busy,
+        "machine_total": total,
+    }
+
+
+def _worker_command(base: list[str], reuse: int) -> list[str]:
+    if not reuse:
+        return base
+    # The same worker, with Celery's connection reuse switched on before it starts.
+    argv = base[base.index("worker") :]
+    code = (
+        "import sys; from config.celery_app import app; "
+        f"app.conf['CELERY_DB_REUSE_MAX'] = {int(reuse)}; app.worker_main(sys.argv[1:])"
+    )
+    return [sys.executable, "-c", code, *argv]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sends", type=int, default=1000)
-    parser.add_argument("--customers", type=int, default=50)
+    parser.add_argument("--customers", type=int, default=50, help="threads, over all accounts")
+    parser.add_argument("--accounts", type=int, default=1, help="Instagram accounts sending")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=50)
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--rate", type=int, default=0, help="text sends/s (default: settings)")
+    parser.add_argument("--db-reuse", type=int, default=0, help="CELERY_DB_REUSE_MAX for workers")
     args = parser.parse_args()
 
     import django
@@ -65,6 +152,7 @@ def main() -> int:
     from tests.outbound import conftest as seed
 
     rate = args.rate or settings.OUTBOUND_RATE_LIMITS["text"][0]
+    load_before = os.getloadavg()
     old = setup_databases(verbosity=0, interactive=False)
     processes: list[subprocess.Popen[bytes]] = []
     logs = ROOT / "var" / "bench-outbound"
@@ -85,16 +173,30 @@ def main() -> int:
 
             tenant: Tenant = TenantFactory(name="Bench agency")  # type: ignore[assignment]
             with scope(tenant=tenant.pk):
-                acme = seed._account(
-                    tenant, seed.ACME_PAGE, seed.ACME_IG, seed.ACME_TOKEN, "acme.store"
-                )
+                accounts = [
+                    seed._account(
+                        tenant, seed.ACME_PAGE, seed.ACME_IG, seed.ACME_TOKEN, "acme.store"
+                    )
+                ]
+                for n in range(1, args.accounts):
+                    made = sbx.control("POST", "accounts", {"username": f"bench{n}.shop"})
+                    accounts.append(
+                        seed._account(
+                            tenant,
+                            made["page_id"],
+                            made["id"],
+                            made["page_token"],
+                            made["username"],
+                        )
+                    )
                 outbound.messaging_settings_update(tenant_id=tenant.pk, disclosure_mode="never")
                 threads = []
                 for i in range(args.customers):
                     name = f"bench{i}"
+                    account = accounts[i % len(accounts)]
                     sbx.control("POST", "customers", {"username": name, "name": name})
-                    got = sbx.customer(name, "send", account="acme.store", text="hello")
-                    threads.append(seed.add_conversation(acme, got["igsid"], None))
+                    got = sbx.customer(name, "send", account=account.username, text="hello")
+                    threads.append(seed.add_conversation(account, got["igsid"], None))
                 from datetime import timedelta
 
                 from django.utils import timezone
@@ -127,11 +229,10 @@ def main() -> int:
             }
             started = time.monotonic()
             for n in range(args.workers):
-                command = [
-                    *seed.worker_command(concurrency=args.threads)[:-2],
-                    "-l",
-                    "WARNING",
-                ]
+                command = _worker_command(
+                    [*seed.worker_command(concurrency=args.threads)[:-2], "-l", "WARNING"],
+                    args.db_reuse,
+                )
                 processes.append(
                     subprocess.Popen(
                         command,
@@ -152,12 +253,20 @@ def main() -> int:
                     start_new_session=True,
                 )
             )
+            worker_pids = [p.pid for p in processes[:-1]]
+            relay_pid = processes[-1].pid
             with scope(tenant=tenant.pk):
                 deadline = time.monotonic() + max(120, args.sends / 5)
-                while OutboundJob.objects.filter(status="sent").count() < args.sends:
-                    if time.monotonic() > deadline:
+                first: tuple[int, dict[str, float]] | None = None
+                while True:
+                    done = OutboundJob.objects.filter(status="sent").count()
+                    if first is None and done:
+                        first = (done, _cpu_snapshot(worker_pids, relay_pid))
+                    if done >= args.sends or time.monotonic() > deadline:
                         break
-                    time.sleep(0.5)
+                    time.sleep(0.25)
+                last = (done, _cpu_snapshot(worker_pids, relay_pid))
+                load_after = os.getloadavg()
                 elapsed = time.monotonic() - started
                 jobs = list(OutboundJob.objects.filter(status="sent").order_by("sent_at"))
                 sent = len(jobs)
@@ -181,9 +290,20 @@ def main() -> int:
                     if j.sent_at and t0
                 ]
                 limited = SendAttempt.objects.filter(outcome="rate_limited").count()
+        cpu: dict[str, float] = {}
+        if first is not None and last[0] > first[0]:
+            count = last[0] - first[0]
+            for key in ("workers", "relay", "bench+sandbox", "postgresql", "redis"):
+                cpu[key] = round((last[1][key] - first[1][key]) / count * 1000, 2)
+            window = last[1]["machine_total"] - first[1]["machine_total"]
+            busy = last[1]["machine_busy"] - first[1]["machine_busy"]
+            cpu["machine_ms_per_send"] = round(busy / count * 1000, 2)
+            cpu["machine_busy_share"] = round(busy / window, 2) if window else 0.0
         result = {
             "sends": args.sends,
             "sent": sent,
+            "accounts": args.accounts,
+            "customers": args.customers,
             "workers": args.workers,
             "threads_per_worker": args.threads,
             "meta_latency_ms": args.latency_ms,
@@ -196,6 +316,10 @@ def main() -> int:
             "accepted_p50_s": round(_percentile(accepted, 0.5), 3),
             "accepted_p95_s": round(_percentile(accepted, 0.95), 3),
             "rate_limit_answers": limited,
+            "db_reuse_max": args.db_reuse,
+            "cpu_ms_per_send": cpu,
+            "load_average_before": [round(v, 2) for v in load_before],
+            "load_average_after": [round(v, 2) for v in load_after],
         }
     finally:
         for process in processes:

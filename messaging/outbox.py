@@ -27,17 +27,20 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, TextField, Value
+from django.db import IntegrityError, connection, connections, transaction
+from django.db.models import F, Q, QuerySet, TextField, Value
 from django.db.models.functions import Cast, Coalesce
+from django.db.models.query import get_related_populators  # type: ignore[attr-defined]
 from django.utils import timezone
+from django_scopes import get_scope, scope
 
 from accounts import onboarding as accounts_onboarding
-from accounts.models import InstagramAccount
+from accounts.models import InstagramAccount, Tenant
 from integrations.meta.client import AccountClient, MetaClient, client_from_settings
 from integrations.meta.errors import (
     MetaAuthError,
@@ -176,7 +179,8 @@ def _account_client(account: InstagramAccount) -> AccountClient:
 # ``_MIN_SHARE``, at most ``OUTBOUND_ACCOUNT_MAX_IN_FLIGHT``); the number of accounts with
 # work is counted at most once a second per process.
 _MIN_SHARE = 2
-_sharing = threading.local()
+_sharing: dict[str, tuple[float, int]] = {}
+_sharing_lock = threading.Lock()
 
 
 def total_in_flight() -> int:
@@ -187,10 +191,19 @@ def total_in_flight() -> int:
 
 
 def _accounts_sending() -> int:
+    """Accounts with rows to send, counted at most once a second per process (not per thread:
+    a worker's threads share the figure)."""
     now = time.monotonic()
-    held: tuple[float, int] | None = getattr(_sharing, "held", None)
+    held = _sharing.get("held")
     if held is not None and held[0] > now:
         return held[1]
+    with _sharing_lock:
+        held = _sharing.get("held")
+        if held is not None and held[0] > now:
+            return held[1]
+        if held is not None:
+            # Claimed first: the other threads keep the last figure instead of counting too.
+            _sharing["held"] = (now + 1.0, held[1])
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT count(DISTINCT account_id) FROM {OutboundJob._meta.db_table} "  # noqa: S608
@@ -198,7 +211,7 @@ def _accounts_sending() -> int:
             [[Status.PENDING, Status.PUBLISHED, Status.SENDING]],
         )
         count = max(1, int(cursor.fetchone()[0]))
-    _sharing.held = (now + 1.0, count)
+    _sharing["held"] = (now + 1.0, count)
     return count
 
 
@@ -292,51 +305,90 @@ def pump(*, account_id: int) -> int:
         _settle_account_state(account)
     now = timezone.now()
     rows = OutboundJob.objects.filter(account_id=account_id)
-    to_publish: list[int] = []
     stale = now - timedelta(seconds=settings.OUTBOUND_REPUBLISH_AFTER)
-    with transaction.atomic():
-        lost = list(
-            rows.filter(status=Status.PUBLISHED, published_at__lt=stale)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
-        orphaned = list(
-            rows.filter(status=Status.SENDING, lease_until__lt=now)
-            .select_for_update(skip_locked=True)
-            .values_list("pk", flat=True)
-        )
-        if lost:
-            OutboundJob.objects.filter(pk__in=lost).update(published_at=now)
-        if orphaned:
-            # Taken from its dead worker (the next worker looks at Meta before sending), and
-            # re-woken once per lease, so it is looked at, not hammered.
-            OutboundJob.objects.filter(pk__in=orphaned).update(
-                claimed_by="", lease_until=now + timedelta(seconds=settings.OUTBOUND_LEASE_SECONDS)
+    table = OutboundJob._meta.db_table
+    tenant_id = account.tenant_id
+    # Each step is one statement that picks its rows (skipping rows another relay or worker
+    # holds) and changes them: lost wake-ups are stamped again, rows of dead workers are taken
+    # from them (the next worker looks at Meta before sending; re-woken once per lease, so
+    # looked at, not hammered), and due heads of threads turn ``published``.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH lost AS (
+                UPDATE {table} SET published_at = %s
+                WHERE id IN (
+                    SELECT id FROM {table}
+                    WHERE tenant_id = %s AND account_id = %s AND status = %s
+                    AND published_at < %s
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING id
+            ), orphaned AS (
+                UPDATE {table} SET claimed_by = '', lease_until = %s
+                WHERE id IN (
+                    SELECT id FROM {table}
+                    WHERE tenant_id = %s AND account_id = %s AND status = %s
+                    AND lease_until < %s
+                    FOR UPDATE SKIP LOCKED
+                )
+                RETURNING id
             )
-        to_publish += lost + orphaned
+            SELECT id FROM lost UNION ALL SELECT id FROM orphaned
+            """,  # noqa: S608 - the table name is the model's own
+            [
+                now,
+                tenant_id,
+                account_id,
+                Status.PUBLISHED,
+                stale,
+                now + timedelta(seconds=settings.OUTBOUND_LEASE_SECONDS),
+                tenant_id,
+                account_id,
+                Status.SENDING,
+                now,
+            ],
+        )
+        to_publish = sorted(row[0] for row in cursor.fetchall())
     in_flight = rows.filter(status__in=_IN_FLIGHT).count()
     room = account_share() - in_flight
     if room > 0 and account.status == InstagramAccount.Status.ACTIVE:
-        earlier_unfinished = OutboundJob.objects.filter(
-            conversation_id=OuterRef("conversation_id"), pk__lt=OuterRef("pk"), status__in=_ACTIVE
-        )
-        with transaction.atomic():
-            claimed = list(
-                rows.filter(status=Status.PENDING)
-                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-                .filter(~Exists(earlier_unfinished))
-                .order_by("pk")
-                .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)[:room]
-            )
-            if claimed:
-                OutboundJob.objects.filter(pk__in=claimed, status=Status.PENDING).update(
-                    status=Status.PUBLISHED, published_at=now
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {table} SET status = %s, published_at = %s
+                WHERE id IN (
+                    SELECT j.id FROM {table} AS j
+                    WHERE j.tenant_id = %s AND j.account_id = %s AND j.status = %s
+                    AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM {table} AS e
+                        WHERE e.conversation_id = j.conversation_id AND e.id < j.id
+                        AND e.status = ANY(%s)
+                    )
+                    ORDER BY j.id
+                    LIMIT %s
+                    FOR UPDATE SKIP LOCKED
                 )
-        to_publish += claimed
+                AND status = %s
+                RETURNING id
+                """,  # noqa: S608 - the table name is the model's own
+                [
+                    Status.PUBLISHED,
+                    now,
+                    tenant_id,
+                    account_id,
+                    Status.PENDING,
+                    now,
+                    _ACTIVE,
+                    room,
+                    Status.PENDING,
+                ],
+            )
+            to_publish += sorted(row[0] for row in cursor.fetchall())
     if not to_publish:
         return 0
-    return _publish(account.tenant_id, to_publish)
+    return _publish(tenant_id, to_publish)
 
 
 # -- the worker side: one row ------------------------------------------------------------------
@@ -395,18 +447,108 @@ def _is_head(job: OutboundJob) -> bool:
     ).exists()
 
 
-def _load(job_id: int) -> OutboundJob | None:
-    """The row with everything a send reads, in one query: account (its stored token kept
-    encrypted), conversation, contact and message."""
-    job = (
+def _load_queryset(job_id: int) -> QuerySet[OutboundJob]:
+    return (
         OutboundJob.objects.select_related(
             "account", "conversation", "conversation__contact", "message"
         )
         .defer("account__access_token")
         .annotate(stored_token=Cast("account__access_token", TextField()))
         .filter(pk=job_id)
-        .first()
+        .order_by("pk")[:1]
     )
+
+
+# ``_load``'s query joins five tables; building its SQL costs more CPU than running it, so
+# it is built once per process with two stand-in values (the row's and the workspace's ids)
+# and run with the real ones; rows are turned into models as the ORM does it.
+_STAND_IN_JOB = -770_000_000_001
+_STAND_IN_TENANT = -770_000_000_002
+
+
+@dataclass(frozen=True)
+class _LoadPlan:
+    db: str
+    sql: str
+    params: tuple[Any, ...]
+    job_at: int
+    tenant_at: int
+    compiler: Any
+    init_list: list[str]
+    fields: tuple[int, int]
+    populators: list[Any]
+    annotations: dict[str, int]
+
+
+_plans: dict[str, _LoadPlan | None] = {}
+
+
+def _load_plan() -> _LoadPlan | None:
+    if "load" in _plans:
+        return _plans["load"]
+    plan: _LoadPlan | None = None
+    with scope(tenant=_STAND_IN_TENANT):
+        queryset = _load_queryset(_STAND_IN_JOB)
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+    job_at = [i for i, v in enumerate(params) if v == _STAND_IN_JOB]
+    tenant_at = [i for i, v in enumerate(params) if v == _STAND_IN_TENANT]
+    if len(job_at) == 1 and len(tenant_at) == 1:
+        select, klass_info = compiler.select, compiler.klass_info
+        first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        plan = _LoadPlan(
+            db=queryset.db,
+            sql=sql,
+            params=tuple(params),
+            job_at=job_at[0],
+            tenant_at=tenant_at[0],
+            compiler=compiler,
+            init_list=[f[0].target.attname for f in select[first:last]],
+            fields=(first, last),
+            populators=get_related_populators(klass_info, select, queryset.db),
+            annotations=dict(compiler.annotation_col_map or {}),
+        )
+    _plans["load"] = plan
+    return plan
+
+
+def _scope_tenant() -> int | None:
+    current = get_scope()
+    if not current.get("_enabled", True):
+        return None
+    value = current.get("tenant")
+    if isinstance(value, Tenant):
+        value = value.pk
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _load_row(job_id: int) -> OutboundJob | None:
+    plan = _load_plan()
+    tenant_id = _scope_tenant()
+    if plan is None or tenant_id is None:
+        return _load_queryset(job_id).first()
+    params = list(plan.params)
+    params[plan.job_at] = job_id
+    params[plan.tenant_at] = tenant_id
+    with connections[plan.db].cursor() as cursor:
+        cursor.execute(plan.sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    row = next(iter(plan.compiler.results_iter(results=[rows])))
+    first, last = plan.fields
+    job = OutboundJob.from_db(plan.db, plan.init_list, row[first:last])
+    for populator in plan.populators:
+        populator.populate(row, job)
+    for name, at in plan.annotations.items():
+        setattr(job, name, row[at])
+    return job
+
+
+def _load(job_id: int) -> OutboundJob | None:
+    """The row with everything a send reads, in one query: account (its stored token kept
+    encrypted), conversation, contact and message."""
+    job = _load_row(job_id)
     if job is None:
         return None
     job.account.stored_token = job.stored_token  # type: ignore[attr-defined]

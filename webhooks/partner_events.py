@@ -10,13 +10,18 @@ caller sends the same shape (the shapes are documented in ``webhooks.api.events`
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import Max, Q
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from webhooks.models import (
@@ -42,6 +47,97 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# -- which endpoints want an event -----------------------------------------------------------
+#
+# Every sent or received message emits an event, and most workspaces change their endpoints
+# rarely, so each process remembers a workspace's enabled endpoints (ids and event types only).
+# A change (any save or delete of an endpoint, in any process) bumps the workspace's endpoint
+# version in Redis, before and again after it commits; the remembered list is used only while
+# the version read before each event matches the one it was read under, so a change is seen
+# by the next event everywhere, as without the memory. Without Redis the list is kept
+# ``ENDPOINTS_TTL_LOCAL`` seconds (a change made in this process is seen at once).
+ENDPOINTS_TTL = 30.0
+ENDPOINTS_TTL_LOCAL = 2.0
+_endpoints: dict[int, tuple[bytes | None, float, tuple[tuple[int, frozenset[str]], ...]]] = {}
+_endpoints_lock = threading.Lock()
+
+
+@functools.cache
+def _redis() -> Any:
+    import redis
+
+    return redis.Redis.from_url(
+        settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2, health_check_interval=30
+    )
+
+
+def _version_key(tenant_id: int) -> str:
+    base = settings.CACHES["default"].get("KEY_PREFIX", "") or "igdm"
+    return f"{base}:callbacks:endpoints:{tenant_id}"
+
+
+def _endpoints_version(tenant_id: int) -> tuple[bool, bytes | None]:
+    """(known, version): known is False when the shared version could not be read."""
+    if not settings.REDIS_URL:
+        return True, None
+    try:
+        return True, _redis().get(_version_key(tenant_id))
+    except Exception:
+        logger.warning("callback endpoint version unavailable", exc_info=True)
+        return False, None
+
+
+def _bump_endpoints(tenant_id: int) -> None:
+    with _endpoints_lock:
+        _endpoints.pop(tenant_id, None)
+    if not settings.REDIS_URL:
+        return
+    try:
+        _redis().incr(_version_key(tenant_id))
+    except Exception:
+        logger.warning("callback endpoint version not bumped", exc_info=True)
+
+
+def _endpoint_changed(sender: type[CallbackEndpoint], instance: CallbackEndpoint, **_: Any) -> None:
+    tenant_id = instance.tenant_id
+    _bump_endpoints(tenant_id)
+    transaction.on_commit(lambda: _bump_endpoints(tenant_id))
+
+
+post_save.connect(_endpoint_changed, sender=CallbackEndpoint, dispatch_uid="events.endpoint_saved")
+post_delete.connect(
+    _endpoint_changed, sender=CallbackEndpoint, dispatch_uid="events.endpoint_deleted"
+)
+
+
+def _enabled_endpoints(tenant_id: int) -> tuple[tuple[int, frozenset[str]], ...]:
+    """(id, event types) of the workspace's enabled endpoints."""
+    known, version = _endpoints_version(tenant_id)
+    now = time.monotonic()
+    held = _endpoints.get(tenant_id)
+    if known and held is not None and held[0] == version and held[1] > now:
+        return held[2]
+    found = tuple(
+        (pk, frozenset(events or ()))
+        for pk, events in CallbackEndpoint.objects.filter(
+            tenant_id=tenant_id, enabled=True
+        ).values_list("pk", "events")
+    )
+    if known:
+        ttl = ENDPOINTS_TTL if settings.REDIS_URL else ENDPOINTS_TTL_LOCAL
+        with _endpoints_lock:
+            if len(_endpoints) > 10_000:
+                _endpoints.clear()
+            _endpoints[tenant_id] = (version, now + ttl, found)
+    return found
+
+
+def forget_endpoints() -> None:
+    """Drop every remembered endpoint list of this process."""
+    with _endpoints_lock:
+        _endpoints.clear()
+
+
 def event_emit(
     *,
     tenant_id: int,
@@ -57,7 +153,7 @@ def event_emit(
     """
     if type not in EventType.values:
         raise ValueError(f"unknown event type {type!r}")
-    endpoints = [e for e in CallbackEndpoint.objects.filter(enabled=True) if e.wants(type)]
+    endpoints = [pk for pk, types in _enabled_endpoints(tenant_id) if type in types]
     if not endpoints:
         return None
     sequence = None
@@ -78,13 +174,13 @@ def event_emit(
     CallbackDelivery.objects.bulk_create(
         CallbackDelivery(
             tenant_id=tenant_id,
-            endpoint=endpoint,
+            endpoint_id=endpoint_id,
             event=event,
             conversation_id=conversation_id,
             sequence=sequence,
             next_attempt_at=now,
         )
-        for endpoint in endpoints
+        for endpoint_id in endpoints
     )
     return event
 
