@@ -150,12 +150,22 @@ def message_triggers(message: Message) -> list[str]:
     return triggers
 
 
+def _account_has_no_rules(message: Message) -> bool:
+    """Known without a query: inbound processing read the conversation, in this transaction,
+    with whether its account has any enabled rule (``account_has_enabled_rules``)."""
+    if not Message._meta.get_field("conversation").is_cached(message):
+        return False
+    return getattr(message.conversation, "account_has_enabled_rules", None) is False
+
+
 def _run_for_message(message: Message) -> None:
     if (
         message.direction != Message.Direction.INBOUND
         or message.sender_kind != Message.SenderKind.CUSTOMER
         or message.is_unsent
     ):
+        return
+    if _account_has_no_rules(message):
         return
     rules = selectors.rules_enabled_for(account=message.account, triggers=message_triggers(message))
     if not rules:

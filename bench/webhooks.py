@@ -12,6 +12,12 @@ seeds one workspace, and measures with an open-loop generator (``bench/loadgen.p
     at a steady 50 msg/s;
 (d) P1: 200 webhook req/s for 60 s: p50/p99/max, non-2xx, acknowledged-but-lost.
 
+``--backlog N`` measures P6 instead (and nothing else): N stored-but-unprocessed one-message
+deliveries are written straight into the event table while no relay runs, then the relay
+starts and the worker drains them; it reports the drain rate (from the first to the last
+``processed_at``), the worker's memory (resident set of the worker and its pool processes,
+sampled every 0.5 s) and the latency of an API read polled meanwhile.
+
 Prints a table and writes ``bench/results/webhooks.json``. The database and every process are
 removed afterwards. Bounded: the whole run stops after ``--time-limit`` seconds.
 """
@@ -26,6 +32,7 @@ import os
 import platform
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -38,6 +45,7 @@ from bench.stack import (
     AppStack,
     Postgres,
     PrivateRedis,
+    children_of,
     db_counts,
     http_request,
     message_body,
@@ -61,6 +69,10 @@ TARGETS = {
 
 class TimeLimit(Exception):
     pass
+
+
+class _BacklogDone(Exception):
+    """The P6 run measures nothing else."""
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
@@ -279,6 +291,112 @@ def p1(stack: AppStack, events: Events, *, rate: int, seconds: float) -> dict[st
     }
 
 
+# -- P6: a stored backlog -------------------------------------------------------------------
+
+
+def _rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def _store_backlog(stack: AppStack, business: str, size: int, run: str) -> None:
+    """Write ``size`` pending deliveries as the webhook would, without waking anybody."""
+    rows = []
+    for i in range(size):
+        body = message_body(
+            business=business, customer=f"65432100{i % 100:05d}", mid=f"aWdf{run}b{i:07d}",
+            text=f"Hello {i}, is this still available?", ts_ms=1_718_000_000_000 + i,
+        )  # fmt: skip
+        rows.append((body, sha256_hex(body)))
+    with stack.pg.connect(stack.dbname) as conn, conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO webhooks_webhookevent (received_at, raw_body, body_sha256, signed_with,"
+            " status, attempts, last_error) VALUES (now(), %s, %s, 'meta', 'pending', 0, '')",
+            rows,
+        )
+
+
+def backlog(
+    stack: AppStack, business: str, api_key: str, *, size: int, timeout: float
+) -> dict[str, Any]:
+    """P6: drain ``size`` stored events; rate, worker memory, API latency meanwhile."""
+    _store_backlog(stack, business, size, run=str(os.getpid()))
+    worker = stack.processes["worker"]
+    samples: list[tuple[float, int]] = []
+    api_ms: list[float] = []
+    api_errors = 0
+    done = threading.Event()
+
+    def sample_memory() -> None:
+        while not done.is_set():
+            samples.append((time.monotonic(), _rss_kib([worker.pid, *children_of(worker.pid)])))
+            done.wait(0.5)
+
+    def poll_api() -> None:
+        nonlocal api_errors
+        while not done.is_set():
+            tick = time.monotonic()
+            status, _ = http_request(
+                stack.web_port, "GET", "/api/v1/conversations?page_size=20",
+                headers={"Authorization": f"Bearer {api_key}"}, timeout=10,
+            )  # fmt: skip
+            if status == 200:
+                api_ms.append((time.monotonic() - tick) * 1000)
+            else:
+                api_errors += 1
+            done.wait(max(0.0, tick + 0.2 - time.monotonic()))
+
+    threads = [threading.Thread(target=sample_memory), threading.Thread(target=poll_api)]
+    for thread in threads:
+        thread.start()
+    began = time.monotonic()
+    stack.start_relay()
+    try:
+        drained = _wait_drained(stack, timeout=timeout)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(15)
+    with stack.pg.connect(stack.dbname) as conn:
+        row = conn.execute(
+            "SELECT count(*), extract(epoch FROM max(processed_at) - min(processed_at))"
+            " FROM webhooks_webhookevent WHERE status = 'processed'"
+        ).fetchone()
+    assert row is not None
+    processed, span = int(row[0]), float(row[1] or 0.0)
+    counts = db_counts(stack.pg, stack.dbname)
+    rss = [kib for _, kib in samples]
+    third = max(1, len(rss) // 3)
+    return {
+        "size": size,
+        "drained": drained["drained"],
+        "wall_seconds": round(time.monotonic() - began, 1),
+        "processed": processed,
+        "quarantined": counts.quarantined,
+        "messages": counts.messages,
+        "duplicate_messages": counts.duplicate_messages,
+        "events_per_second": round(processed / span, 1) if span else None,
+        "worker_rss_mib": {
+            "first_third_max": round(max(rss[:third], default=0) / 1024, 1),
+            "last_third_max": round(max(rss[-third:], default=0) / 1024, 1),
+            "max": round(max(rss, default=0) / 1024, 1),
+        },
+        "api": {
+            "requests": len(api_ms),
+            "errors": api_errors,
+            "p50_ms": round(loadgen.percentile([m / 1000 for m in api_ms], 50) * 1000, 1),
+            "p99_ms": round(loadgen.percentile([m / 1000 for m in api_ms], 99) * 1000, 1),
+        },
+    }
+
+
 # -- report ---------------------------------------------------------------------------------
 
 
@@ -290,6 +408,21 @@ def report(results: dict[str, Any]) -> str:
     lines = [f"Webhook benchmark, {results['date']} ({results['machine']['cpus']} CPUs)", ""]
     if "incomplete" in results:
         lines += [f"INCOMPLETE: {results['incomplete']}", ""]
+    b = results.get("backlog")
+    if b is not None:
+        ok = (
+            b["drained"] and (b["events_per_second"] or 0) >= 500 and b["api"]["p99_ms"] < 300
+        )  # fmt: skip
+        results["verdicts"] = {"P6": _verdict(ok)}
+        lines.append(
+            f"P6 backlog of {b['size']} stored events (target >= 500 ev/s, flat memory, API "
+            f"p99 < 300 ms): {b['events_per_second']} ev/s, {b['processed']} processed, "
+            f"{b['quarantined']} quarantined, {b['duplicate_messages']} duplicate messages, "
+            f"{b['wall_seconds']} s from relay start; worker RSS max {b['worker_rss_mib']} "
+            f"MiB; API p50 {b['api']['p50_ms']} ms, p99 {b['api']['p99_ms']} ms "
+            f"({b['api']['requests']} reads, {b['api']['errors']} errors) -> {_verdict(ok)}"
+        )
+        return "\n".join(lines)
     results.setdefault("webhook_steps", [])
     results.setdefault("bare_steps", [])
     steps = min(len(results["webhook_steps"]), len(results["bare_steps"]))
@@ -343,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--e2e-seconds", type=float, default=30)
     parser.add_argument("--p1-rate", type=int, default=200)
     parser.add_argument("--p1-seconds", type=float, default=60)
+    parser.add_argument(
+        "--backlog", type=int, default=0, help="P6 only: drain this many stored events"
+    )
     parser.add_argument("--time-limit", type=int, default=570, help="seconds, whole run")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
@@ -376,6 +512,16 @@ def main(argv: list[str] | None = None) -> int:
             redis.start()
             pg.create_database(dbname)
             seed = stack.seed()
+            if args.backlog:
+                stack.start_web()
+                stack.start_worker()
+                stack.wait_web_ready()
+                print(f"P6: draining a backlog of {args.backlog} stored events")
+                results["backlog"] = backlog(
+                    stack, seed["ig_user_id"], seed["api_key"], size=args.backlog,
+                    timeout=args.time_limit - (time.monotonic() - began) - 30,
+                )  # fmt: skip
+                raise _BacklogDone
             stack.start()
             results["web_workers"] = len(stack.web_worker_pids())
             events = Events(seed["ig_user_id"], run=str(os.getpid()))
@@ -393,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             print(f"(d) P1 {args.p1_rate} req/s for {args.p1_seconds:.0f} s")
             results["p1"] = p1(stack, events, rate=args.p1_rate, seconds=args.p1_seconds)
+        except _BacklogDone:
+            pass
         except TimeLimit:
             results["incomplete"] = f"stopped by the {args.time_limit} s time limit"
             print(results["incomplete"], file=sys.stderr)

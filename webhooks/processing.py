@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections import defaultdict
+from datetime import datetime, timedelta
 from typing import Any
+
+from django.utils import timezone
 
 from accounts import compliance
 from accounts import onboarding as accounts_onboarding
 from integrations.meta import webhooks as meta_events
+from messaging.models import Message
 from messaging.services import inbound
 from messaging.services.common import InvalidInboundEvent
 from webhooks import services as webhook_services
@@ -73,9 +78,40 @@ def decode_body(raw_body: bytes) -> dict[str, Any]:
     return payload
 
 
+# ``instagram_account_record_webhook`` writes at most every 30 s; this process does not even ask
+# again for an account it asked about less than ``WEBHOOK_SEEN_INTERVAL`` ago.
+WEBHOOK_SEEN_INTERVAL = timedelta(seconds=10)
+_webhook_seen: dict[int, datetime] = {}
+_webhook_seen_lock = threading.Lock()
+
+
+def _record_webhook(account: Any) -> None:
+    now = timezone.now()
+    last = _webhook_seen.get(account.pk)
+    if last is not None and last <= now < last + WEBHOOK_SEEN_INTERVAL:
+        return
+    accounts_onboarding.instagram_account_record_webhook(account=account)
+    with _webhook_seen_lock:
+        if len(_webhook_seen) > 10_000:
+            _webhook_seen.clear()
+        _webhook_seen[account.pk] = now
+
+
 def _order(event: meta_events.WebhookEvent) -> tuple[str, int]:
     # One lock order for every worker (customer by customer), and Meta's time within a thread.
     return (event.customer_id or "", event.timestamp_ms or 0)
+
+
+def _erased(account: Any, item: meta_events.WebhookEvent, touched: list[Message]) -> bool:
+    """Whether the message the event stored or found is an unsent (erased) tombstone.
+
+    The row the event touched was read under the conversation's lock in this transaction, so
+    it says so without asking again; other outcomes ask the database.
+    """
+    mid = getattr(item, "mid", None)
+    if touched and mid and touched[-1].mid == mid:
+        return touched[-1].deleted_at is not None
+    return inbound.message_is_erased(account=account, mid=mid)
 
 
 def process_event(event: WebhookEvent) -> str:
@@ -123,7 +159,7 @@ def process_event(event: WebhookEvent) -> str:
                     business_id[:64],
                 )
                 continue
-            accounts_onboarding.instagram_account_record_webhook(account=account)
+            _record_webhook(account)
             erased = compliance.customers_erased(
                 account=account, igsids=[i.customer_id for i in items if i.customer_id]
             )
@@ -139,9 +175,10 @@ def process_event(event: WebhookEvent) -> str:
                     routed += 1
                     erase_body = True
                     continue
+                touched: list[Message] = []
                 try:
                     outcome = inbound.inbound_event_apply(
-                        account=account, event=item, received_at=event.received_at
+                        account=account, event=item, received_at=event.received_at, touched=touched
                     )
                 except InvalidInboundEvent as exc:
                     count("webhook.event_invalid")
@@ -149,9 +186,7 @@ def process_event(event: WebhookEvent) -> str:
                     logger.warning("webhook event %s: %s skipped: %s", event.pk, item, exc)
                     continue
                 routed += 1
-                if outcome in ("duplicate", "edit", "message") and inbound.message_is_erased(
-                    account=account, mid=getattr(item, "mid", None)
-                ):
+                if outcome in ("duplicate", "edit", "message") and _erased(account, item, touched):
                     # A late original or edit of an unsent message: its bytes are not kept.
                     erase_body = True
                 if outcome.startswith("ignored:"):

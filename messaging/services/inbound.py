@@ -29,6 +29,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
+from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from accounts import compliance
@@ -144,6 +146,61 @@ def _insert_message(account: InstagramAccount, mid: str, **values: Any) -> Messa
         return None
 
 
+_MESSAGE_INSERT_FIELDS = [
+    f for f in Message._meta.local_concrete_fields if f is not Message._meta.pk
+]
+
+
+def _insert_new_message(account: InstagramAccount, mid: str, **values: Any) -> Message | None:
+    """``_insert_message`` in one statement (``INSERT … ON CONFLICT DO NOTHING RETURNING``).
+
+    None when a row for ``mid`` exists already, committed or being committed by another
+    transaction: no savepoint is needed to survive the conflict.
+    """
+    message = Message(tenant_id=account.tenant_id, account=account, mid=mid, **values)
+    rows = Message._base_manager._insert(  # type: ignore[attr-defined]
+        [message],
+        fields=_MESSAGE_INSERT_FIELDS,
+        returning_fields=Message._meta.db_returning_fields,
+        on_conflict=OnConflict.IGNORE,
+    )
+    if not rows or rows[0] is None:
+        return None
+    for returned, value in zip(Message._meta.db_returning_fields, rows[0], strict=True):
+        setattr(message, returned.attname, value)
+    message._state.adding = False
+    message._state.db = Message._base_manager.db
+    return message
+
+
+def _thread_locked(account: InstagramAccount, igsid: str) -> tuple[Contact, Conversation, bool]:
+    """The customer's contact and locked conversation (created if needed); ``new_contact``.
+
+    A known customer costs one statement: the conversation is read and locked with its contact,
+    and with whether the account has any enabled automation rule (the engine need not ask
+    again for a message no rule can answer). A new one takes the long way.
+    """
+    from automation.models import Rule
+
+    found = (
+        Conversation.objects.select_for_update(of=("self",))
+        .select_related("contact")
+        .annotate(
+            account_has_enabled_rules=Exists(
+                Rule.objects.filter(account_id=OuterRef("account_id"), enabled=True)
+            )
+        )
+        .filter(contact__account=account, contact__igsid=igsid)
+        .first()
+    )
+    if found is not None:
+        return found.contact, found, False
+    contact, new_contact = contact_get_or_create(account=account, igsid=igsid)
+    conversation = conversation_lock(account=account, contact=contact)
+    conversation.contact = contact
+    return contact, conversation, new_contact
+
+
 def message_receive(
     *,
     account: InstagramAccount,
@@ -177,19 +234,19 @@ def message_receive(
             else Message.Status.SENT
         ),
     }
-    with transaction.atomic():
-        contact, new_contact = contact_get_or_create(account=account, igsid=igsid)
-        conversation = conversation_lock(account=account, contact=contact)
+    content_values = _content_fields(content)
+    # Inside a caller's transaction no savepoint of its own: everything that can reject the
+    # event (``InvalidInboundEvent``) ran above, and any other error rolls back what encloses it.
+    with transaction.atomic(savepoint=False):
+        contact, conversation, new_contact = _thread_locked(account, igsid)
         status_before = conversation.status
-        message = _locked_message(account, mid)
-        arrived = False
+        # Most mids are new: try the insert first, and read the stored row only on a conflict.
+        message = _insert_new_message(
+            account, mid, conversation=conversation, **values, **content_values
+        )
+        arrived = message is not None
         if message is None:
-            message = _insert_message(
-                account, mid, conversation=conversation, **values, **_content_fields(content)
-            )
-            arrived = message is not None
-            if message is None:
-                message = _conflicting_message(account, mid)
+            message = _conflicting_message(account, mid)
         if not arrived and message.kind == Kind.UNKNOWN:
             _fill_placeholder(message, conversation, values, content)
             arrived = True
@@ -751,12 +808,19 @@ def _human_replied_elsewhere(message: Message) -> None:
 
 
 def inbound_event_apply(
-    *, account: InstagramAccount, event: meta_events.WebhookEvent, received_at: datetime
+    *,
+    account: InstagramAccount,
+    event: meta_events.WebhookEvent,
+    received_at: datetime,
+    touched: list[Message] | None = None,
 ) -> str:
     """Apply one parsed webhook event routed to ``account``; a word saying what happened.
 
-    Raises ``InvalidInboundEvent`` for an event that can never be stored.
+    Raises ``InvalidInboundEvent`` for an event that can never be stored. ``touched``, when
+    given, receives the message row a message, postback, referral or edit event stored or
+    found, as it stands in this transaction.
     """
+    seen: list[Message] = touched if touched is not None else []
     at = event_time(event, received_at)
     from_business = event.is_from_business
     customer = event.customer_id
@@ -796,6 +860,7 @@ def inbound_event_apply(
             is_standby=event.is_standby,
             opens_window=opens,
         )
+        seen.append(message)
         ours = False
         if from_business and event.metadata:
             # The echo of one of our own sends: its outbox row learns Meta's id from it.
@@ -828,14 +893,16 @@ def inbound_event_apply(
         return "unsend"
 
     if isinstance(event, meta_events.MessageEditEvent):
-        message_edit(
-            account=account,
-            igsid=customer or "",
-            mid=event.mid or "",
-            text=event.text,
-            num_edit=event.num_edit,
-            edited_at=at,
-            from_business=from_business,
+        seen.append(
+            message_edit(
+                account=account,
+                igsid=customer or "",
+                mid=event.mid or "",
+                text=event.text,
+                num_edit=event.num_edit,
+                edited_at=at,
+                from_business=from_business,
+            )
         )
         return "edit"
 
@@ -882,12 +949,13 @@ def inbound_event_apply(
             is_standby=event.is_standby,
             opens_window=WindowOpener.POSTBACK,
         )
+        seen.append(message)
         if arrived:
             _automate_message(message)
         return "postback" if arrived else "duplicate"
 
     if isinstance(event, meta_events.ReferralEvent):
-        _, arrived = message_receive(
+        message, arrived = message_receive(
             account=account,
             igsid=customer or "",
             mid=_synthetic_mid("referral", event),
@@ -898,6 +966,7 @@ def inbound_event_apply(
             is_standby=event.is_standby,
             opens_window=WindowOpener.REFERRAL,
         )
+        seen.append(message)
         return "referral" if arrived else "duplicate"
 
     if isinstance(event, meta_events.HandoverEvent):
