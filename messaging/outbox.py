@@ -207,8 +207,8 @@ def _accounts_sending() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT count(DISTINCT account_id) FROM {OutboundJob._meta.db_table} "  # noqa: S608
-            "WHERE status = ANY(%s)",
-            [[Status.PENDING, Status.PUBLISHED, Status.SENDING]],
+            "WHERE status IN (%s, %s, %s)",
+            [Status.PENDING, Status.PUBLISHED, Status.SENDING],
         )
         count = max(1, int(cursor.fetchone()[0]))
     _sharing["held"] = (now + 1.0, count)
@@ -296,6 +296,58 @@ def _settle_account_state(account: InstagramAccount) -> None:
             )
 
 
+def _postgresql() -> bool:
+    """The statements below lean on PostgreSQL (data-modifying CTEs, SKIP LOCKED, ANY); the
+    embedded default (SQLite: one writer at a time, so nothing to skip) takes plain ones."""
+    return connection.vendor == "postgresql"
+
+
+def _pump_portable(
+    account: InstagramAccount, rows: QuerySet[OutboundJob], now: datetime, stale: datetime
+) -> int:
+    """``pump`` in plain statements, for a database that serialises its writers."""
+    with transaction.atomic():
+        lost = list(
+            rows.filter(status=Status.PUBLISHED, published_at__lt=stale).values_list(
+                "id", flat=True
+            )
+        )
+        rows.filter(id__in=lost).update(published_at=now)
+        orphaned = list(
+            rows.filter(status=Status.SENDING, lease_until__lt=now).values_list("id", flat=True)
+        )
+        rows.filter(id__in=orphaned).update(
+            claimed_by="", lease_until=now + timedelta(seconds=settings.OUTBOUND_LEASE_SECONDS)
+        )
+        to_publish = sorted([*lost, *orphaned])
+        room = account_share() - rows.filter(status__in=_IN_FLIGHT).count()
+        if room > 0 and account.status == InstagramAccount.Status.ACTIVE:
+            due = (
+                rows.filter(status=Status.PENDING)
+                .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+                .order_by("id")
+                .values_list("id", "conversation_id")
+            )
+            picked: list[int] = []
+            for job_id, conversation_id in due:
+                if (
+                    conversation_id is None
+                    or not rows.filter(
+                        conversation_id=conversation_id, id__lt=job_id, status__in=_ACTIVE
+                    ).exists()
+                ):
+                    picked.append(job_id)
+                if len(picked) >= room:
+                    break
+            rows.filter(id__in=picked, status=Status.PENDING).update(
+                status=Status.PUBLISHED, published_at=now
+            )
+            to_publish += picked
+    if not to_publish:
+        return 0
+    return _publish(account.tenant_id, to_publish)
+
+
 def pump(*, account_id: int) -> int:
     """Hand the account's due rows to the outbound queue; how many were published."""
     account = InstagramAccount.objects.filter(pk=account_id).first()
@@ -306,6 +358,8 @@ def pump(*, account_id: int) -> int:
     now = timezone.now()
     rows = OutboundJob.objects.filter(account_id=account_id)
     stale = now - timedelta(seconds=settings.OUTBOUND_REPUBLISH_AFTER)
+    if not _postgresql():
+        return _pump_portable(account, rows, now, stale)
     table = OutboundJob._meta.db_table
     tenant_id = account.tenant_id
     # Each step is one statement that picks its rows (skipping rows another relay or worker
@@ -394,6 +448,35 @@ def pump(*, account_id: int) -> int:
 # -- the worker side: one row ------------------------------------------------------------------
 
 
+def _pump_next_portable(job: OutboundJob) -> int:
+    """``pump_next`` in plain statements, for a database that serialises its writers."""
+    now = timezone.now()
+    conversation_id = _id(job.conversation_id)
+    # Called after commit too, where no scope is open: the row's own tenant, as the raw
+    # statement of ``pump_next`` filters by it.
+    with scope(tenant=job.tenant_id), transaction.atomic():
+        head = (
+            OutboundJob.objects.filter(
+                tenant_id=job.tenant_id, conversation_id=conversation_id, status__in=_ACTIVE
+            )
+            .order_by("id")
+            .first()
+        )
+        if (
+            head is None
+            or head.status != Status.PENDING
+            or (head.next_attempt_at is not None and head.next_attempt_at > now)
+            or OutboundJob.objects.filter(account_id=job.account_id, status__in=_IN_FLIGHT).count()
+            >= account_share()
+        ):
+            return 0
+        if not OutboundJob.objects.filter(pk=head.pk, status=Status.PENDING).update(
+            status=Status.PUBLISHED, published_at=now
+        ):
+            return 0
+    return _publish(job.tenant_id, [head.pk])
+
+
 def pump_next(job: OutboundJob) -> int:
     """After a row: hand on the next row of its conversation, if the account has room.
 
@@ -403,6 +486,8 @@ def pump_next(job: OutboundJob) -> int:
     """
     if job.conversation_id is None:
         return 0
+    if not _postgresql():
+        return _pump_next_portable(job)
     table = OutboundJob._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
@@ -567,6 +652,8 @@ def _claim_fast(job_id: int, me: str) -> tuple[OutboundJob | None, str]:
     Anything else (a row in ``sending`` whose worker died, not due, not the head, gone) is left
     to ``_claim``.
     """
+    if not _postgresql():
+        return None, "slow"
     job = _load(job_id)
     if job is None or job.status not in (Status.PENDING, Status.PUBLISHED):
         return None, "slow"

@@ -490,3 +490,30 @@ def test_every_entry_point_goes_through_the_policy(
         # And the worker, right before Meta.
         drive(world.acme)
         assert spy.call_count - before == 3
+
+
+def test_the_plain_statement_outbox_of_the_embedded_database_sends_in_order(
+    world: World, sandbox: RunningSandbox, drive: Drive
+) -> None:
+    """The demo's SQLite has no data-modifying CTEs, SKIP LOCKED or ANY: the outbox takes plain
+    statements there. The same sends reach the customer, once each and in thread order."""
+    alice = world.conversation("alice")
+    sender = _agent()
+    with mock.patch.object(outbox, "_postgresql", return_value=False):
+        messages = [
+            outbound.message_send(
+                conversation=alice, sender=sender, content=OutboundContent(kind="text", text=t)
+            )
+            for t in ("one", "two", "three")
+        ]
+        drive(world.acme)
+        # A row handed on after the previous one (outside any scope, as after a commit).
+        fourth = outbound.message_send(
+            conversation=alice, sender=sender, content=OutboundContent(kind="text", text="four")
+        )
+        assert outbox.pump_next(OutboundJob.objects.get(message=fourth)) == 1
+    for m in messages:
+        m.refresh_from_db()
+        assert m.status == Message.Status.SENT
+    texts = [r.get("text") for r in sandbox.received("alice", account="acme.store")]
+    assert [t for t in texts if t in {"one", "two", "three"}] == ["one", "two", "three"]
