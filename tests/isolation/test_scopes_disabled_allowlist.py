@@ -37,6 +37,11 @@ SCOPE_FILES = {
     "accounts/tenancy.py": "the request middleware and the Celery task decorator",
     "accounts/api/base.py": "partner API views open the scope of the key's tenant",
     "webhooks/router.py": "opens the scope of the tenant holding the event's account",
+    "messaging/outbox.py": (
+        "compiles its row-read statement once under a stand-in tenant (run later with the real "
+        "tenant id, which it filters by); on the embedded database, hands a thread's next row "
+        "on after commit inside that row's own tenant"
+    ),
     "accounts/services.py": (
         "services whose scope comes from a row they hold: the tenant they just created, the "
         "invitation found by its token, the API key that just authenticated"
