@@ -158,7 +158,7 @@ def _insert_new_message(account: InstagramAccount, mid: str, **values: Any) -> M
     transaction: no savepoint is needed to survive the conflict.
     """
     message = Message(tenant_id=account.tenant_id, account=account, mid=mid, **values)
-    rows = Message._base_manager._insert(  # type: ignore[attr-defined]
+    rows = Message.objects._insert(  # type: ignore[attr-defined]
         [message],
         fields=_MESSAGE_INSERT_FIELDS,
         returning_fields=Message._meta.db_returning_fields,
@@ -169,7 +169,7 @@ def _insert_new_message(account: InstagramAccount, mid: str, **values: Any) -> M
     for returned, value in zip(Message._meta.db_returning_fields, rows[0], strict=True):
         setattr(message, returned.attname, value)
     message._state.adding = False
-    message._state.db = Message._base_manager.db
+    message._state.db = Message.objects.db
     return message
 
 
