@@ -58,6 +58,7 @@ from bench.stack import (
     Postgres,
     PrivateRedis,
     _stop_group,
+    finish_run,
     free_port,
     wait_until,
     workspace,
@@ -473,15 +474,7 @@ def main(argv: list[str] | None = None) -> int:
                 pg.drop_database(dbname)
             except Exception as exc:
                 print(f"could not drop {dbname}: {exc}", file=sys.stderr)
-    results["wall_seconds"] = round(time.monotonic() - began, 1)
-    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    text = report(results)
-    print()
-    print(text)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {args.output}")
-    return 0
+    return finish_run(results, report, args.output, began)
 
 
 if __name__ == "__main__":

@@ -511,3 +511,21 @@ def workspace(prefix: str) -> Iterator[Path]:
     finally:
         if not os.environ.get("KEEP_BENCH_LOGS"):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def finish_run(
+    results: dict[str, Any],
+    report: Callable[[dict[str, Any]], str],
+    output: Path,
+    began: float,
+) -> int:
+    """Close a benchmark run: time and load at the end, the table printed, the JSON written."""
+    results["wall_seconds"] = round(time.monotonic() - began, 1)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    text = report(results)
+    print()
+    print(text)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {output}")
+    return 0
