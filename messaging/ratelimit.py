@@ -48,6 +48,30 @@ local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, tonumber(oldest[2]) + window - now + 1}
 """
 
+# Up to ARGV[3] sends at once (a worker's batch): as many as the window has room for, each
+# its own entry, and how long until the next slot frees when some had to wait.
+_SCRIPT_MANY = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local paused = redis.call('PTTL', KEYS[2])
+if paused > 0 then return {-1, paused} end
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local wanted = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local room = limit - redis.call('ZCARD', KEYS[1])
+local granted = math.max(0, math.min(wanted, room))
+for i = 1, granted do
+  redis.call('ZADD', KEYS[1], now, ARGV[4] .. ':' .. i)
+end
+if granted > 0 then redis.call('PEXPIRE', KEYS[1], window * 2) end
+if granted == wanted then return {granted, 0} end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local wait = 1
+if oldest[2] then wait = tonumber(oldest[2]) + window - now + 1 end
+return {granted, wait}
+"""
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -85,6 +109,11 @@ def _redis() -> Any:
 @cache
 def _script() -> Any:
     return _redis().register_script(_SCRIPT)
+
+
+@cache
+def _script_many() -> Any:
+    return _redis().register_script(_SCRIPT_MANY)
 
 
 class _LocalLimiter:
@@ -163,6 +192,46 @@ def acquire(account_id: int, bucket: str, *, max_wait: float) -> Grant:
         if time.monotonic() + wait > deadline:
             return Grant(granted=False, wait=wait)
         time.sleep(wait)
+
+
+@dataclass(frozen=True)
+class Grants:
+    """The outcome of asking for several sends at once: how many may go now; for the rest,
+    how long until the budget has room again, or that the account is paused."""
+
+    granted: int
+    wait: float = 0.0
+    paused: bool = False
+
+
+def take(account_id: int, bucket: str, count: int) -> Grants:
+    """Take up to ``count`` sends from the account's budget at once, without waiting."""
+    if count <= 0:
+        return Grants(granted=0)
+    rule = rule_for(bucket)
+    if not settings.REDIS_URL:
+        granted = 0
+        wait = 0.0
+        while granted < count:
+            wait = _local.take(account_id, bucket, rule)
+            if wait != 0.0:
+                break
+            granted += 1
+        if granted == count:
+            return Grants(granted=granted)
+        return Grants(granted=granted, wait=abs(wait), paused=wait < 0)
+    try:
+        granted, wait_ms = _script_many()(
+            keys=[_window_key(account_id, bucket), _pause_key(account_id)],
+            args=[rule.limit, int(rule.window_s * 1000), count, uuid.uuid4().hex],
+        )
+    except Exception:
+        logger.warning("send budget of account %s unavailable", account_id, exc_info=True)
+        return Grants(granted=0, wait=1.0)
+    if int(granted) == -1:
+        return Grants(granted=0, wait=max(int(wait_ms), 1) / 1000, paused=True)
+    wait = max(int(wait_ms), 1) / 1000 if int(granted) < count else 0.0
+    return Grants(granted=int(granted), wait=wait)
 
 
 def pause(account_id: int, seconds: float) -> None:

@@ -15,6 +15,15 @@ def send_job(tenant_id: int, job_id: int) -> str:
     return outbox.job_run(job_id=job_id)
 
 
+@shared_task(name="outbound.send_batch", ignore_result=True, acks_late=True)
+@tenant_task
+def send_batch(tenant_id: int, job_ids: list[int] | int) -> dict[str, int]:
+    """Send several outbox rows of one account together (a lone id is a batch of one); each
+    row's state machine makes a repeated delivery harmless, as for ``send_job``."""
+    ids = [job_ids] if isinstance(job_ids, int) else job_ids
+    return outbox.batch_run(job_ids=[int(job_id) for job_id in ids])
+
+
 @shared_task(name="outbound.pump", ignore_result=True)
 @tenant_task
 def pump_account(tenant_id: int, account_id: int) -> int:

@@ -385,6 +385,11 @@ OUTBOUND_RATE_LIMITS = {
 # Rows of one account in the broker or in a worker at once: a busy account never stands in
 # front of the others. Enough to keep the text rate busy when Meta takes ~200 ms.
 OUTBOUND_ACCOUNT_MAX_IN_FLIGHT = env.int("OUTBOUND_ACCOUNT_MAX_IN_FLIGHT", default=24)
+# Rows of one account handed to a worker in one task: claimed, read, budgeted and written
+# together, their calls to Meta made side by side on the worker's call threads.
+OUTBOUND_BATCH_SIZE = env.int("OUTBOUND_BATCH_SIZE", default=8)
+# Threads per outbound worker process that wait on Meta for a batch's sends.
+OUTBOUND_CALL_THREADS = env.int("OUTBOUND_CALL_THREADS", default=64)
 # How long a worker waits in line for the account's budget before handing the row back.
 OUTBOUND_TOKEN_MAX_WAIT = env.float("OUTBOUND_TOKEN_MAX_WAIT", default=1.0)
 # Transient failures: exponential backoff with full jitter, uniform in

@@ -774,6 +774,12 @@ class AccountClient:
     def __repr__(self) -> str:
         return f"AccountClient(host={self.host.value!r}, node_id={self.node_id!r})"
 
+    def rebound(self, client: MetaClient) -> AccountClient:
+        """The same account through another client (another thread's session)."""
+        if client is self.client:
+            return self
+        return AccountClient(client, self.host, self.node_id, self._token)
+
     @property
     def last_usage(self) -> Usage | None:
         return self.client.last_usage

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -108,6 +109,20 @@ def add_conversation(account: InstagramAccount, igsid: str, ago: timedelta | Non
     )
 
 
+def customers(
+    sandbox: RunningSandbox, world: World, n: int, account: str = "acme.store"
+) -> list[Conversation]:
+    """n new customers who each just wrote to the account (its window is open)."""
+    target = world.acme if account == "acme.store" else world.bella
+    made = []
+    for i in range(n):
+        name = f"{account.split('.')[0]}{i}_{time.monotonic_ns() % 10**6}"
+        sandbox.control("POST", "customers", {"username": name, "name": name, "follows": [account]})
+        got = sandbox.customer(name, "send", account=account, text="hello")
+        made.append(add_conversation(target, got["igsid"], timedelta(minutes=1)))
+    return made
+
+
 @pytest.fixture
 def world(db: Any, sandbox: RunningSandbox) -> Iterator[World]:
     """The sandbox's Acme Store and Bella Boutique, connected to one tenant, with the threads of
@@ -140,7 +155,8 @@ def add_comment(account: InstagramAccount, comment_id: str, ago: timedelta) -> C
 
 @pytest.fixture
 def drive() -> Iterator[Callable[..., dict[str, int]]]:
-    """Run the outbox in this process until nothing is left to do: pump, send, repeat.
+    """Run the outbox in this process until nothing is left to do: pump, send in batches as
+    the ``outbound.send_batch`` task does, repeat.
 
     Publishing is replaced by a list; rows waiting for a retry are made due at once.
     """
@@ -164,8 +180,11 @@ def drive() -> Iterator[Callable[..., dict[str, int]]]:
                 if not published:
                     break
                 while published:
-                    state = outbox.job_run(job_id=published.pop(0))
-                    outcomes[state] = outcomes.get(state, 0) + 1
+                    # As a worker takes them: a batch of the account's rows per task.
+                    batch = published[: outbox.batch_size()]
+                    del published[: len(batch)]
+                    for state, count in outbox.batch_run(job_ids=batch).items():
+                        outcomes[state] = outcomes.get(state, 0) + count
             return outcomes
 
         yield run

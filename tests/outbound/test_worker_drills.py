@@ -27,6 +27,7 @@ from tests.outbound.conftest import (
     Proc,
     World,
     add_conversation,
+    customers,
     process_env,
     worker_command,
 )
@@ -43,20 +44,6 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {timeout} s")
         time.sleep(0.2)
-
-
-def customers(
-    sandbox: RunningSandbox, world: World, n: int, account: str = "acme.store"
-) -> list[Conversation]:
-    """n new customers who each just wrote to the account (its window is open)."""
-    target = world.acme if account == "acme.store" else world.bella
-    made = []
-    for i in range(n):
-        name = f"{account.split('.')[0]}{i}_{time.monotonic_ns() % 10**6}"
-        sandbox.control("POST", "customers", {"username": name, "name": name, "follows": [account]})
-        got = sandbox.customer(name, "send", account=account, text="hello")
-        made.append(add_conversation(target, got["igsid"], timedelta(minutes=1)))
-    return made
 
 
 def sent_texts(sandbox: RunningSandbox, prefix: str = "") -> list[str]:

@@ -40,7 +40,8 @@ class SandboxService:
     ) -> None:
         self.sb = Sandbox(state_path, seed=seed)
         self.dispatcher = Dispatcher(self.sb)
-        self.server = ServerThread(self.handle, port=port)
+        # Looked up per request, so a test may wrap ``handle`` on a running sandbox.
+        self.server = ServerThread(lambda req: self.handle(req), port=port)
         self.auto_deliver = auto_deliver
         self.deliver_interval = deliver_interval
         self._saver_stop = threading.Event()
