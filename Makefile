@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test check lint typecheck fmt services clean bench bench-isolation drills
+.PHONY: demo test check lint typecheck fmt services clean bench bench-capacity soak bench-isolation drills fuzz
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ services:
 bench: $(VENV)/.dev services
 	$(PY) -m bench.webhooks
 
+## Reliability row P2: webhook rate stepped up until p99 > 250 ms, vs bench/baselines/, 5-15 min.
+bench-capacity: $(VENV)/.dev services
+	$(PY) -m bench.webhooks --capacity
+
+## Reliability row P7: webhooks at 100 req/s for SOAK_SECONDS (one hour) and a few minutes more.
+SOAK_SECONDS ?= 3600
+soak: $(VENV)/.dev services
+	$(PY) -m bench.webhooks --soak $(SOAK_SECONDS)
+
 ## Reliability row P4: inbound processing under a 10,000-job flood of the default queue, 4-6 min.
 bench-isolation: $(VENV)/.dev services
 	$(PY) -m bench.queue_isolation
@@ -39,6 +48,10 @@ bench-isolation: $(VENV)/.dev services
 ## Reliability drills W8-W11 (tests/drills): kills and outages on private services, ~7 minutes.
 drills: $(VENV)/.dev services
 	RUN_DRILLS=1 $(PY) -m pytest tests/drills -s -v -p no:cacheprovider $(PYTEST_ARGS)
+
+## Reliability row F5: atheris on the Meta webhook, signed_request and signature parsers, one hour.
+fuzz: $(VENV)/.dev
+	$(PY) -m bench.fuzz_parser --seconds 3600
 
 ## Format check, lint and type check (run by CI before the tests).
 check: lint typecheck

@@ -127,6 +127,40 @@ async def open_loop(
     return outcomes
 
 
+async def open_loop_stream(
+    port: int,
+    make: Callable[[int], Request],
+    *,
+    rate: float,
+    duration: float,
+    on_outcome: Callable[[Outcome], None],
+    timeout: float = 10.0,
+) -> int:
+    """``open_loop`` for long runs: each outcome goes to ``on_outcome`` and is not kept.
+
+    Only requests still in flight are held, so memory stays flat over an hour of load.
+    Returns the number of requests sent.
+    """
+    total = int(rate * duration)
+    start = time.monotonic() + 0.05
+    in_flight: set[asyncio.Task[None]] = set()
+
+    async def one(i: int, due: float) -> None:
+        request = make(i)
+        status, error, _ = await send(port, request, timeout=timeout)
+        on_outcome(Outcome(request.key, due, time.monotonic(), status, error))
+
+    for i in range(total):
+        due = start + i / rate
+        await sleep_until(due)
+        task = asyncio.create_task(one(i, due))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+    if in_flight:
+        await asyncio.gather(*list(in_flight))
+    return total
+
+
 @dataclass
 class Delivery:
     """One event the simulated sender must get acknowledged, and every attempt it made."""

@@ -502,6 +502,47 @@ def stored_mids(pg: Postgres, dbname: str) -> set[str]:
         return {r[0] for r in conn.execute(f"SELECT mid FROM {MESSAGE_TABLE}")}  # noqa: S608
 
 
+def events_not_processed(pg: Postgres, dbname: str) -> dict[str, str]:
+    """Digest -> status of every stored event that is not (yet) processed."""
+    with pg.connect(dbname) as conn:
+        return dict(
+            conn.execute(
+                f"SELECT body_sha256, status FROM {WEBHOOK_TABLE} WHERE status <> 'processed'"  # noqa: S608
+            ).fetchall()
+        )
+
+
+def database_connections(conn: psycopg.Connection[Any], dbname: str) -> int:
+    """Client connections to ``dbname``, not counting ``conn`` itself."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        (dbname,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def broker_settings(stack: AppStack) -> dict[str, Any]:
+    """The stack's Celery broker keys in Redis, as kombu's Redis transport names them.
+
+    Read from the stack's own settings (``CELERY_BROKER_TRANSPORT_OPTIONS``): kombu puts
+    ``global_keyprefix`` in front of every key, and ``unacked_key`` may rename the hash of
+    messages delivered to a worker and not yet acknowledged. ``prefetch_multiplier`` bounds
+    how many of those a healthy worker holds (times its concurrency).
+    """
+    code = (
+        "import json; from django.conf import settings; "
+        "from kombu.transport.redis import Channel; "
+        "o = settings.CELERY_BROKER_TRANSPORT_OPTIONS; p = o.get('global_keyprefix', ''); "
+        "print(json.dumps({'prefix': p, "
+        "'unacked': p + o.get('unacked_key', Channel.unacked_key), "
+        "'unacked_index': p + o.get('unacked_index_key', Channel.unacked_index_key), "
+        "'prefetch_multiplier': settings.CELERY_WORKER_PREFETCH_MULTIPLIER}))"
+    )
+    return dict(json.loads(stack.run_python("-c", code, timeout=60).strip().splitlines()[-1]))
+
+
 @contextlib.contextmanager
 def workspace(prefix: str) -> Iterator[Path]:
     """A temporary directory for logs and sockets, removed afterwards unless KEEP_BENCH_LOGS."""

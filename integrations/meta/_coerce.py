@@ -49,7 +49,10 @@ def as_int(value: Any) -> int | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit() and len(text) <= 30:
+        # isdecimal(), not isdigit(): int() refuses superscripts and circled digits ("²", "①"),
+        # and one sign at most ("--1" is not a number).
+        digits = text[1:] if text.startswith("-") else text
+        if digits.isdecimal() and len(text) <= 30:
             return int(text)
     return None
 
@@ -99,7 +102,7 @@ def epoch_to_ms(value: Any) -> int | None:
     ms = number if number >= _MS_THRESHOLD else number * 1000
     if ms > _MAX_EPOCH_MS:
         return None
-    return int(ms)
+    return int(ms) or None  # under a millisecond after the epoch is zero
 
 
 def ms_to_datetime(ms: int | None) -> datetime | None:

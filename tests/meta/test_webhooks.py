@@ -247,6 +247,31 @@ def test_unsend_edit_and_their_dedupe_keys() -> None:
     assert only("message_edit_num_edit_string.json").num_edit == 2
 
 
+# Found by F5 (bench/fuzz_parser.py): a ``num_edit`` that ``str.isdigit()`` accepts but ``int()``
+# refuses (a superscript, a circled digit, a doubled sign) raised ValueError out of the parser.
+# The last value is the fuzzer's input.
+@pytest.mark.parametrize(
+    ("num_edit", "expected"),
+    [
+        ("3", 3),
+        (" -3 ", -3),
+        ("\u0663", 3),  # ARABIC-INDIC DIGIT THREE: a decimal digit int() reads
+        ("--1", None),
+        ("\u00b2", None),
+        ("\u2460", None),
+        ("793\u246045531\U0001d7d910 ", None),
+    ],
+)
+def test_edit_num_edit_is_read_or_dropped_never_raised(num_edit: str, expected: int | None) -> None:
+    payload = load_fixture("message_edit_num_edit_string.json")
+    payload["entry"][0]["messaging"][0]["message_edit"]["num_edit"] = num_edit
+    (event,) = parse_webhook(payload).events
+    assert isinstance(event, wh.MessageEditEvent)
+    assert event.num_edit == expected
+    assert event.dedupe_key.startswith(f"edit:{MID}:")
+    assert parse_webhook_body(json.dumps(payload).encode()).events[0].num_edit == expected
+
+
 def test_reactions() -> None:
     react = only("reaction_react.json")
     assert (react.action, react.reaction, react.emoji) == ("react", "love", "\u2764\ufe0f")
@@ -460,6 +485,30 @@ def test_timestamps_normalised(value: Any, expected_ms: int | None) -> None:
         ],
     }
     assert parse_webhook(payload).events[0].timestamp_ms == expected_ms
+
+
+# Found by F5 (bench/fuzz_parser.py): an entry time under a millisecond after the epoch
+# ("7E-4" seconds) became ``timestamp_ms`` 0, a 1970 timestamp, where zero means "no time".
+@pytest.mark.parametrize("entry_time", ["7E-4", 0.0004, 1e-9])
+def test_entry_time_under_a_millisecond_counts_as_missing(entry_time: Any) -> None:
+    payload = {
+        "object": "instagram",
+        "entry": [
+            {
+                "id": IG_ID,
+                "time": entry_time,
+                "messaging": [
+                    {
+                        "sender": {"id": IGSID},
+                        "recipient": {"id": IG_ID},
+                        "message": {"mid": "m1", "text": "x"},
+                    }
+                ],
+            }
+        ],
+    }
+    event = parse_webhook(payload).events[0]
+    assert (event.timestamp_ms, event.timestamp) == (None, None)
 
 
 def test_message_without_mid_still_gets_a_stable_key() -> None:
