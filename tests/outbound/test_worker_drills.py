@@ -92,18 +92,18 @@ def _no_disclosure(world: World) -> None:
 def test_2000_sends_at_the_configured_rate_without_rate_limit_errors(
     world: World, sandbox: RunningSandbox, processes: Callable[..., Proc]
 ) -> None:
-    """D5 (the account's rate, first half): 2,000 sends at the configured rate, 0 rate-limit
-    errors from Meta. D11's throughput at 200 ms latency is bench/outbound.py."""
-    # Production allows 80 text sends/s per account (Meta: 100/s). Two worker processes send
-    # about 35-40/s together on this 2-core box (CPU-bound, shared), so the suite runs the
-    # acceptance's 2,000 sends at 25/s: ~85 s. ``OUTBOUND_LONG=1``: 50/s with four workers.
-    rate = int(os.environ.get("DRILL_RATE", "50" if LONG else "25"))
+    """D5 (the account's rate, first half) and acceptance 3 of the outbound issue: 2,000 sends
+    for one account at the configured rate (production's 80 text sends/s), at least 90 % of
+    it, 0 rate-limit errors from Meta. D11's throughput at 200 ms latency is bench/outbound.py.
+    Workers send an account's rows in batches; before they did, two workers managed about
+    35 sends/s on this 2-core box and this ran at 25/s."""
+    rate = int(os.environ.get("DRILL_RATE", str(settings.OUTBOUND_RATE_LIMITS["text"][0])))
     total = int(os.environ.get("DRILL_TOTAL", "2000"))
     _no_disclosure(world)
     conversations = customers(sandbox, world, 50)
     queue(conversations, total, "rate")
     started = time.monotonic()
-    start_all(processes, sandbox, workers=4 if LONG else 2, OUTBOUND_RATE_TEXT=rate)
+    start_all(processes, sandbox, workers=2, OUTBOUND_RATE_TEXT=rate)
     wait_until(lambda: OutboundJob.objects.filter(status="sent").count() == total, 180, "all sent")
     first, last = (
         OutboundJob.objects.order_by("sent_at").values_list("sent_at", flat=True)[i]
@@ -257,10 +257,15 @@ def test_order_in_one_thread_survives_transient_failures(
     _no_disclosure(world)
     alice = world.conversation("alice")
     queue([alice], total, "order")
-    # About 10 % of the calls fail with a passing error.
-    sandbox.fault(kind="5xx", status=503, count=total // 10, match="/messages")
+    # Every tenth call fails with a passing error (10 %, spread over the run).
+    sandbox.fault(kind="5xx", status=503, count=total // 10, every=10, match="/messages")
     start_all(processes, sandbox)
-    wait_until(lambda: OutboundJob.objects.filter(status="sent").count() == total, 180, "sent")
+    # One thread is sent strictly one reply after another: the wait grows with the size.
+    wait_until(
+        lambda: OutboundJob.objects.filter(status="sent").count() == total,
+        max(180, total * 0.6),
+        "sent",
+    )
     texts = sent_texts(sandbox, "order ")
     assert texts == [f"order {i}" for i in range(total)]
     assert SendAttempt.objects.filter(outcome="transient").count() == total // 10

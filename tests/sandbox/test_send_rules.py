@@ -318,6 +318,12 @@ def test_injected_faults_for_next_calls(sandbox: RunningSandbox) -> None:
     assert send_fb(sandbox, text_to(ALICE_AT_ACME)).status_code == 200
 
 
+def test_a_spread_fault_fails_every_nth_call_n_times(sandbox: RunningSandbox) -> None:
+    sandbox.fault(kind="5xx", count=2, status=503, every=3, match="/messages")
+    codes = [send_fb(sandbox, text_to(ALICE_AT_ACME)).status_code for _ in range(8)]
+    assert codes == [200, 200, 503, 200, 200, 503, 200, 200]
+
+
 def test_timeout_fault_delays_the_answer(sandbox: RunningSandbox) -> None:
     sandbox.fault(kind="timeout", count=1, delay=2)
     try:

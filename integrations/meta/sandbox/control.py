@@ -437,6 +437,7 @@ def _dispatch(svc: SandboxService, req: Request, parts: list[str]) -> Any:
                     match=body.get("match"),
                     host=body.get("host"),
                     delay=min(float(body.get("delay", 10.0)), 120.0),
+                    every=max(1, int(body.get("every", 1))),
                 )
                 sb.world.faults.append(fault)
                 sb.mark_dirty()

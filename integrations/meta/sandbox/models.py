@@ -208,6 +208,9 @@ class Fault(BaseModel):
     match: str | None = None
     host: Host | None = None
     delay: float = 10.0
+    # Fail every Nth matching call (1: each one); ``seen`` counts the matching calls so far.
+    every: int = 1
+    seen: int = 0
 
 
 class WebhookEvent(BaseModel):

@@ -133,6 +133,11 @@ class SandboxService:
                     continue
                 if fault.match and fault.match not in f"{req.method} {req.path}":
                     continue
+                fault.seen += 1
+                if fault.seen % fault.every:
+                    # A spread fault lets the calls in between through.
+                    sb.mark_dirty()
+                    return None
                 chosen = fault
                 break
             if chosen is None:
