@@ -412,6 +412,9 @@ OUTBOUND_RECONCILE_SKEW = env.float("OUTBOUND_RECONCILE_SKEW", default=60.0)
 OUTBOUND_RECONCILE_RETRY = env.float("OUTBOUND_RECONCILE_RETRY", default=5.0)
 # Meta's batches stay under about 2 MB; anything far larger is refused with 413 unread.
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 1024)
+# Wake-ups for the inbound workers waiting in the broker at most (about the workers that serve
+# the webhooks queue): the relay publishes no more while that many wait.
+WEBHOOK_DRAIN_WAKEUPS = env.int("WEBHOOK_DRAIN_WAKEUPS", default=4)
 
 # Partner event callbacks: timeouts of one delivery, the retry schedule (exponential backoff
 # with jitter from the base up to the cap, for the window), when a failing endpoint is turned

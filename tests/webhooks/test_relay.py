@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -75,4 +76,33 @@ def test_the_relay_survives_a_broker_outage() -> None:
     _store(meta_json_bytes({"object": "instagram", "entry": []}))
     with mock.patch("webhooks.tasks.drain.apply_async", side_effect=ConnectionError("down")):
         call_command("webhook_relay", "--once")
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.PENDING
+
+
+def _waiting_drains() -> int:
+    from config.celery_app import app
+
+    with app.connection_for_write() as conn:
+        channel: Any = conn.default_channel
+        try:
+            return int(channel.queue_declare(queue="webhooks")[1])
+        except Exception:
+            return 0
+
+
+def test_wake_ups_waiting_in_the_broker_stay_bounded_under_steady_traffic(settings: Any) -> None:
+    """Every notification used to publish a drain: with events arriving steadily faster than
+    workers took the wake-ups, the webhooks queue grew without bound. Now no more than
+    ``WEBHOOK_DRAIN_WAKEUPS`` wait, however many rounds find events waiting."""
+    from config.celery_app import app
+
+    settings.WEBHOOK_DRAIN_WAKEUPS = 3
+    app.control.purge()
+    try:
+        _store(meta_json_bytes({"object": "instagram", "entry": []}))
+        for _ in range(20):
+            call_command("webhook_relay", "--once")
+        assert _waiting_drains() == 3
+    finally:
+        app.control.purge()
     assert WebhookEvent.objects.get().status == WebhookEvent.Status.PENDING

@@ -15,7 +15,10 @@ logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Publish a drain task whenever webhook events wait (LISTEN/NOTIFY or polling)."
+    help = (
+        "Publish a drain task whenever webhook events wait (LISTEN/NOTIFY or polling), "
+        "a few at most waiting in the broker at once."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--interval", type=float, default=1.0, help="poll interval, seconds")
@@ -27,7 +30,7 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, interval: float, once: bool, heartbeat_file: str, **options: Any
     ) -> None:
-        from webhooks.tasks import drain
+        from webhooks.tasks import wake_drainers
 
         last_kick = 0.0
         while True:
@@ -41,7 +44,7 @@ class Command(BaseCommand):
                 waiting = False
             if waiting and time.monotonic() - last_kick > 0.1:
                 try:
-                    drain.apply_async(retry=False)
+                    wake_drainers()
                     last_kick = time.monotonic()
                 except Exception:
                     # The broker is down: the events wait in the table; try again next round.
