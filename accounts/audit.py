@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import ApiKey, AuditEntry, Tenant, User
+from config.input_guard import parse_digits
 
 
 class Action:
@@ -142,10 +143,12 @@ def audit_entry_list(filters: AuditFilters | None = None) -> QuerySet[AuditEntry
             entries = entries.filter(action=filters.action)
     if filters.actor == "system":
         entries = entries.filter(actor_user__isnull=True, actor_api_key__isnull=True)
-    elif filters.actor.startswith("key:") and filters.actor[4:].isdigit():
-        entries = entries.filter(actor_api_key_id=int(filters.actor[4:]))
-    elif filters.actor.isdigit():
-        entries = entries.filter(actor_user_id=int(filters.actor))
+    elif filters.actor.startswith("key:"):
+        key_id = parse_digits(filters.actor[4:])
+        if key_id is not None:
+            entries = entries.filter(actor_api_key_id=key_id)
+    elif (user_id := parse_digits(filters.actor)) is not None:
+        entries = entries.filter(actor_user_id=user_id)
     if filters.since is not None:
         entries = entries.filter(created_at__gte=_day_start(filters.since))
     if filters.until is not None:

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from automation.models import ActionType, RuleRun
+from config.input_guard import parse_digits
 from messaging.models import Conversation, Message
 from messaging.policy import SendRefused
 from messaging.services import handover
@@ -85,9 +86,10 @@ def bot_url_of(run: RuleRun) -> str:
 
 def _message_of(run: RuleRun) -> Message | None:
     kind, _, pk = run.source.partition(":")
-    if kind != "message" or not pk.isdigit():
+    message_id = parse_digits(pk)
+    if kind != "message" or message_id is None:
         return None
-    return Message.objects.filter(pk=int(pk)).first()
+    return Message.objects.filter(pk=message_id).first()
 
 
 def request_body(run: RuleRun, message: Message | None) -> bytes:

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from config.input_guard import parse_digits
+
 logger = logging.getLogger(__name__)
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -22,11 +24,11 @@ def _minutes(value: Any) -> int | None:
     """``"HH:MM"`` as minutes after midnight (``"24:00"`` is 1440); None when malformed."""
     if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
         return None
-    hours, minutes = value[:2], value[3:]
-    if not (hours.isdigit() and minutes.isdigit()):
+    hours, minutes = parse_digits(value[:2]), parse_digits(value[3:])
+    if hours is None or minutes is None:
         return None
-    total = int(hours) * 60 + int(minutes)
-    if int(minutes) > 59 or total > 24 * 60:
+    total = hours * 60 + minutes
+    if minutes > 59 or total > 24 * 60:
         return None
     return total
 

@@ -26,6 +26,7 @@ from accounts.audit import Action, audit_record
 from accounts.models import ApiKey, InstagramAccount, Membership, User
 from accounts.roles import Capability, membership_can
 from automation.models import AccountAutomation, ActionType, MatchMode, Rule, Trigger
+from config.input_guard import is_digits, parse_digits
 from messaging.services.outbound import (
     OutboundContent,
     OutboundContentInvalid,
@@ -56,7 +57,7 @@ MAX_MENU_ITEMS = 20
 MAX_MENU_TITLE = 30
 MAX_SPANS_PER_DAY = 4
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")  # fullmatch; \d takes any script's digits
 
 # Which actions each trigger may take. A commenter has no conversation yet: the one thing a
 # comment rule can do is Meta's private reply to the comment (which opens the conversation).
@@ -262,9 +263,8 @@ def _card_json(card: TemplateCard) -> dict[str, Any]:
 
 def _membership_can_answer(membership_id: Any) -> int:
     if not isinstance(membership_id, int) or isinstance(membership_id, bool):
-        if isinstance(membership_id, str) and membership_id.isdigit():
-            membership_id = int(membership_id)
-        else:
+        membership_id = parse_digits(membership_id)
+        if membership_id is None:
             raise AutomationError(
                 "assignee_invalid", "Choose the teammate to assign (membership_id).", "actions"
             )
@@ -379,7 +379,7 @@ def _matching_clean(trigger: str, values: dict[str, Any]) -> _Matching:
         )
     if trigger == Trigger.COMMENT:
         media_id = _text(values.get("media_id"))
-        if media_id and (not media_id.isdigit() or len(media_id) > MAX_MEDIA_ID):
+        if media_id and (not is_digits(media_id) or len(media_id) > MAX_MEDIA_ID):
             raise AutomationError("media_invalid", "A post id is digits only.", "media_id")
         if not (media_id or keywords or pattern):
             raise AutomationError(
@@ -652,7 +652,7 @@ def timezone_clean(value: Any) -> str:
 def _minutes(value: Any, *, end: bool) -> int:
     if end and value == "24:00":
         return 24 * 60
-    match = _TIME.match(value) if isinstance(value, str) else None
+    match = _TIME.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise AutomationError(
             "hours_invalid", f"{value!r} is not a time: use HH:MM, 00:00 to 23:59.", "hours"

@@ -2,17 +2,35 @@
 
 PostgreSQL text and jsonb refuse NUL characters and lone surrogates. A query string, form field
 or JSON string carrying one is answered 400 before any view runs or any row is written.
+
+Ids, counts and lengths read from text go through ``parse_digits``: ``str.isdigit()`` is also
+true for superscripts and circled digits ("²", "①"), which ``int()`` refuses with a ValueError.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
+
+# Enough for any bigint id, count or length; int() would refuse 4,301 digits and more.
+MAX_DIGITS = 18
+
+
+def is_digits(value: object) -> TypeGuard[str]:
+    """True for a non-empty string of the ASCII digits 0 to 9 and nothing else."""
+    return isinstance(value, str) and value.isascii() and value.isdigit()
+
+
+def parse_digits(value: object) -> int | None:
+    """The number a string of at most 18 ASCII digits spells; ``None`` for anything else."""
+    if not is_digits(value) or len(value) > MAX_DIGITS:
+        return None
+    return int(value)
 
 
 def _unstorable(text: str) -> bool:

@@ -43,6 +43,7 @@ from django_scopes import get_scope, scope
 
 from accounts import onboarding as accounts_onboarding
 from accounts.models import InstagramAccount, Tenant
+from config.input_guard import parse_digits
 from integrations.meta.client import AccountClient, MetaClient, client_from_settings
 from integrations.meta.errors import (
     MetaAuthError,
@@ -84,8 +85,7 @@ def metadata_for(job_id: int) -> str:
 def job_id_from_metadata(metadata: str | None) -> int | None:
     if not metadata or not metadata.startswith(METADATA_PREFIX):
         return None
-    tail = metadata[len(METADATA_PREFIX) :]
-    return int(tail) if tail.isdigit() else None
+    return parse_digits(metadata[len(METADATA_PREFIX) :])
 
 
 def backoff_delay(attempt: int) -> float:
@@ -119,9 +119,8 @@ def _claim_orphaned(job: OutboundJob, now: datetime) -> bool:
     if not job.claimed_by or job.lease_until is None or job.lease_until <= now:
         return True
     host, _, rest = job.claimed_by.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host == socket.gethostname() and pid_text.isdigit():
-        pid = int(pid_text)
+    pid = parse_digits(rest.split(":", 1)[0])
+    if host == socket.gethostname() and pid is not None:
         return pid != os.getpid() and not _process_alive(pid)
     return False
 

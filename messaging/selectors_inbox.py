@@ -31,6 +31,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from accounts.models import Membership, Role
+from config.input_guard import parse_digits
 from messaging.models import (
     CannedReply,
     Comment,
@@ -67,9 +68,6 @@ class InboxFilter:
 
     @classmethod
     def from_params(cls, params: Any) -> InboxFilter:
-        def as_int(value: str | None) -> int | None:
-            return int(value) if value and value.isdigit() else None
-
         box = params.get("box", "all")
         status = params.get("status", "open")
         return cls(
@@ -77,8 +75,8 @@ class InboxFilter:
             status=status if status in STATUSES else "open",
             unread=params.get("unread") == "1",
             story_mentions=params.get("kind") == "story_mentions",
-            account_id=as_int(params.get("account")),
-            label_id=as_int(params.get("label")),
+            account_id=parse_digits(params.get("account")),
+            label_id=parse_digits(params.get("label")),
             query=(params.get("q") or "").strip()[:200],
         )
 

@@ -19,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from accounts import compliance
+from config.input_guard import is_digits
 from integrations.meta.signatures import SignedRequestError, parse_signed_request
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def meta_data_deletion(request: HttpRequest) -> JsonResponse:
     if not isinstance(user_id, str | int) or isinstance(user_id, bool) or not str(user_id):
         return _refused("no user_id")
     user_id = str(user_id).strip()
-    if len(user_id) > 64 or not user_id.isdigit():
+    if len(user_id) > 64 or not is_digits(user_id):
         return _refused("malformed user_id")
     deletion, created = compliance.data_deletion_request_record(meta_user_id=user_id, source=source)
     logger.info("data deletion request %s %s", deletion.pk, "recorded" if created else "repeated")

@@ -43,6 +43,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from accounts.models import Membership, Role
 from accounts.tenancy import tenant_task
+from config.input_guard import parse_digits
 from webhooks.models import CallbackDelivery, CallbackEndpoint
 from webhooks.partner_events import envelope
 
@@ -159,9 +160,9 @@ def signature_verify(
     """What a receiver does: a fresh timestamp and one ``v1`` matching (constant time)."""
     fields = [item.split("=", 1) for item in header.split(",") if "=" in item]
     timestamps = [v for k, v in fields if k.strip() == "t"]
-    if len(timestamps) != 1 or not timestamps[0].isdigit():
+    timestamp = parse_digits(timestamps[0]) if len(timestamps) == 1 else None
+    if timestamp is None:
         return False
-    timestamp = int(timestamps[0])
     if abs((now if now is not None else time.time()) - timestamp) > tolerance:
         return False
     expected = sign(secret, timestamp, body)

@@ -31,6 +31,7 @@ from django.db.models.signals import post_delete, post_save
 from django_scopes import scope, scopes_disabled
 
 from accounts.models import InstagramAccount
+from config.input_guard import is_digits
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def account_for_meta_id(meta_account_id: str) -> InstagramAccount | None:
     Each caller gets its own copy of the account: nothing one event changes on it reaches the
     next one.
     """
-    if not meta_account_id or not meta_account_id.isdigit():
+    if not is_digits(meta_account_id):
         return None
     version = _routing_version()
     now = time.monotonic()

@@ -24,6 +24,7 @@ from accounts.models import InstagramAccount, Membership
 from accounts.roles import Capability, membership_can
 from automation import selectors_manage, services
 from automation.models import AccountAutomation, ActionType, MatchMode, Rule, RuleRun, Trigger
+from config.input_guard import parse_digits
 from frontend.views import member_required
 from messaging import selectors_inbox
 
@@ -286,8 +287,8 @@ def _cooldown_from(value: str) -> Any:
 
 def _form_from_post(request: HttpRequest) -> tuple[dict[str, Any], dict[str, Any]]:
     post = request.POST
-    count = post.get("action_count", str(MIN_SLOTS))
-    slots_count = min(max(int(count) if count.isdigit() else MIN_SLOTS, 1), MAX_SLOTS)
+    count = parse_digits(post.get("action_count"))
+    slots_count = min(max(MIN_SLOTS if count is None else count, 1), MAX_SLOTS)
     actions, slots = [], []
     for i in range(slots_count):
         action, slot = _action_from_post(post, i)
@@ -495,9 +496,9 @@ def _run_rows(runs: list[RuleRun]) -> list[RunRow]:
 def history(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _rule(request, rule_id)
     runs_qs = selectors_manage.rule_run_list(rule=rule)
-    before = request.GET.get("before", "")
-    if before.isdigit():
-        runs_qs = runs_qs.filter(pk__lt=int(before))
+    before = parse_digits(request.GET.get("before"))
+    if before is not None:
+        runs_qs = runs_qs.filter(pk__lt=before)
     runs = list(runs_qs[: HISTORY_PAGE + 1])
     more = len(runs) > HISTORY_PAGE
     runs = runs[:HISTORY_PAGE]
@@ -602,9 +603,9 @@ def _profile_from_post(post: Any) -> tuple[list[dict[str, str]], list[dict[str, 
         payload = post.get(f"ice-{i}-payload", "").strip()
         if question or payload:
             ice.append({"question": question, "payload": payload})
-    count = post.get("menu_count", "")
+    count = parse_digits(post.get("menu_count"))
     menu = []
-    for i in range(min(int(count) if count.isdigit() else MENU_SLOTS, services.MAX_MENU_ITEMS)):
+    for i in range(min(MENU_SLOTS if count is None else count, services.MAX_MENU_ITEMS)):
         kind = post.get(f"menu-{i}-type", "postback")
         title = post.get(f"menu-{i}-title", "").strip()
         value = post.get(f"menu-{i}-value", "").strip()

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts import audit, compliance, selectors
 from accounts.models import DataDeletionRequest
 from accounts.roles import Capability, membership_can
+from config.input_guard import parse_digits
 from frontend.views import _acting, _require, member_required
 from messaging import selectors as messaging_selectors
 from messaging.models import Contact
@@ -68,9 +69,10 @@ def _parse_days(value: str) -> int | None:
     value = (value or "").strip()
     if not value:
         return None
-    if not value.isdigit():
+    days = parse_digits(value)
+    if days is None:
         raise compliance.ComplianceError("Enter a number of days.", code="not_a_number")
-    return int(value)
+    return days
 
 
 @require_http_methods(["GET", "POST"])

@@ -30,6 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import selectors as accounts_selectors
 from accounts.models import InstagramAccount, Membership
 from accounts.roles import Capability, membership_can
+from config.input_guard import parse_digits
 from frontend.inbox import outbound_bridge as bridge
 from frontend.views import member_required
 from integrations.meta.client import INSTAGRAM_INBOX_APP_ID, PAGE_INBOX_APP_ID
@@ -247,9 +248,9 @@ def _rows(
     )
     if before:
         moment, _, last_id = before.rpartition("_")
-        at = parse_datetime(moment)
-        if at is not None and last_id.isdigit():
-            qs = qs.filter(Q(sort_at__lt=at) | Q(sort_at=at, pk__lt=int(last_id)))
+        at, last_pk = parse_datetime(moment), parse_digits(last_id)
+        if at is not None and last_pk is not None:
+            qs = qs.filter(Q(sort_at__lt=at) | Q(sort_at=at, pk__lt=last_pk))
     page = list(qs[: PAGE_SIZE + 1])
     more = len(page) > PAGE_SIZE
     page = page[:PAGE_SIZE]
@@ -496,8 +497,7 @@ def conversation_detail(request: HttpRequest, conversation_id: int) -> HttpRespo
 @member_required()
 def list_fragment(request: HttpRequest) -> HttpResponse:
     inbox_filter = InboxFilter.from_params(request.GET)
-    current = request.GET.get("current", "")
-    context = _list_context(request, inbox_filter, int(current) if current.isdigit() else None)
+    context = _list_context(request, inbox_filter, parse_digits(request.GET.get("current")))
     if not context["is_more"]:
         context.update(_shell_context(request, inbox_filter))
         context["oob_filters"] = True
@@ -529,11 +529,11 @@ def thread_fragment(request: HttpRequest, conversation_id: int) -> HttpResponse:
 def earlier(request: HttpRequest, conversation_id: int) -> HttpResponse:
     """Older messages of a thread, put above the ones shown ("Show earlier messages")."""
     conversation = _conversation(request, conversation_id)
-    before = request.GET.get("before", "")
-    if not before.isdigit():
+    before = parse_digits(request.GET.get("before"))
+    if before is None:
         return HttpResponse("")  # nothing named: nothing earlier to show
     page, more = selectors_inbox.message_page_before(
-        conversation=conversation, before_id=int(before), limit=THREAD_LIMIT
+        conversation=conversation, before_id=before, limit=THREAD_LIMIT
     )
     now = timezone.now()
     context = {
@@ -562,10 +562,10 @@ def poll(request: HttpRequest) -> JsonResponse:
         user_id=None, visible_account_ids=visible, fingerprint=list_token
     )["unread_messages"]
     body: dict[str, Any] = {"list": list_token, "unread": unread}
-    conversation = request.GET.get("conversation", "")
-    if conversation.isdigit():
+    conversation_id = parse_digits(request.GET.get("conversation"))
+    if conversation_id is not None:
         body["thread"] = selectors_inbox.thread_fingerprint(
-            conversation_id=int(conversation), visible_account_ids=visible
+            conversation_id=conversation_id, visible_account_ids=visible
         )
     return JsonResponse(body)
 
@@ -588,12 +588,13 @@ def assign(request: HttpRequest, conversation_id: int) -> HttpResponse:
     _require_reply(request)
     conversation = _conversation(request, conversation_id)
     choice = request.POST.get("member", "")
+    member_id = parse_digits(choice)
     assignee: Membership | None
     if choice == "me":
         assignee = _membership(request)
-    elif choice.isdigit():
+    elif member_id is not None:
         try:
-            assignee = accounts_selectors.membership_get(membership_id=int(choice))
+            assignee = accounts_selectors.membership_get(membership_id=member_id)
         except ObjectDoesNotExist as exc:
             raise Http404 from exc
     else:
@@ -660,10 +661,10 @@ def note_add(request: HttpRequest, conversation_id: int) -> HttpResponse:
 def label_apply(request: HttpRequest, conversation_id: int) -> HttpResponse:
     _require_reply(request)
     conversation = _conversation(request, conversation_id)
-    label_id = request.POST.get("label", "")
+    label_id = parse_digits(request.POST.get("label"))
     try:
-        if label_id.isdigit():
-            label = _found_label(int(label_id))
+        if label_id is not None:
+            label = _found_label(label_id)
             teamwork.label_apply(conversation=conversation, label=label, actor=request.user)  # type: ignore[arg-type]
         else:
             teamwork.label_apply_by_name(

@@ -35,6 +35,7 @@ from accounts.models import (
     Role,
 )
 from accounts.roles import Capability, membership_can
+from config.input_guard import parse_digits
 from frontend.views import member_required
 
 FLOW_KEY = "instagram_onboarding"
@@ -442,7 +443,8 @@ def member_accounts(request: HttpRequest, membership_id: int) -> HttpResponse:
     status = 200
     error = ""
     if request.method == "POST":
-        wanted = [int(v) for v in request.POST.getlist("account") if v.isdigit()]
+        picked = (parse_digits(v) for v in request.POST.getlist("account"))
+        wanted = [account_id for account_id in picked if account_id is not None]
         try:
             onboarding.membership_set_account_access(
                 membership=member,

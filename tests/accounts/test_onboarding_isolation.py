@@ -165,6 +165,21 @@ def test_an_admin_limits_an_agent_from_the_members_pages(
         assert [a.pk for a in agent.allowed_accounts.all()] == [account.pk]
 
 
+@pytest.mark.parametrize("value", ["\u00b2", "\u2460", "9" * 5000])
+def test_an_account_id_that_is_not_ascii_digits_is_ignored(
+    owner_client: Client, tenant: Tenant, make_member: Callable[..., Membership], value: str
+) -> None:
+    # str.isdigit() is true for "²" and "①", which int() refuses.
+    account = InstagramAccountFactory.create(tenant=tenant)
+    agent = make_member(tenant, Role.AGENT)
+    url = reverse("frontend:onboarding_member_accounts", args=[agent.pk])
+    response = owner_client.post(url, {"limited": "yes", "account": [value, str(account.pk)]})
+    assert response.status_code == 302
+    with scope(tenant=tenant):
+        agent.refresh_from_db()
+        assert [a.pk for a in agent.allowed_accounts.all()] == [account.pk]
+
+
 # -- the partner API ---------------------------------------------------------------------------
 
 

@@ -97,6 +97,22 @@ def test_a_bot_that_recovers_is_answered_on_retry_and_can_hand_over(
 
 
 @pytest.mark.django_db
+def test_a_run_whose_source_is_not_a_message_id_asks_the_bot_without_a_message(
+    tenant: Tenant, pending: RuleRun, bot: Bot, retries: list[tuple[Any, ...]]
+) -> None:
+    # "²" passes str.isdigit() but not int().
+    with scope(tenant=tenant):
+        RuleRun.objects.filter(pk=pending.pk).update(source="message:\u00b2")
+    tasks.rule_bot_call(tenant.pk, pending.pk)
+    (body,) = bot.bodies()
+    assert body["message"] is None
+    assert body["conversation"] == {"id": pending.conversation_id}
+    with scope(tenant=tenant):
+        pending.refresh_from_db()
+    assert pending.outcome == "fired"
+
+
+@pytest.mark.django_db
 def test_an_invalid_bot_answer_fails_without_retry(
     tenant: Tenant, pending: RuleRun, bot: Bot, retries: list[tuple[Any, ...]]
 ) -> None:
@@ -171,6 +187,12 @@ WEEKDAYS = {"mon": [["09:00", "17:30"]], "fri": [["22:00", "02:00"]]}
 def test_business_hours_in_the_accounts_time_zone(moment: datetime, tz: str, is_open: bool) -> None:
     assert hours.is_open(hours=WEEKDAYS, timezone_name=tz, at=moment) is is_open
     assert hours.is_outside(hours=WEEKDAYS, timezone_name=tz, at=moment) is not is_open
+
+
+def test_a_stored_time_that_is_not_ascii_digits_is_no_span() -> None:
+    # "²" passes str.isdigit() but not int(); rows written before hours were checked may hold it.
+    stored = {"mon": [["\u00b29:00", "17:00"], ["09:00", "1\u2460:00"], ["12:00", "13:00"]]}
+    assert hours.spans_of(stored, "mon") == [(12 * 60, 13 * 60)]
 
 
 def test_no_hours_is_never_outside_them() -> None:

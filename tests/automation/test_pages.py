@@ -352,3 +352,28 @@ def test_another_workspaces_ids_answer_404_on_every_page(
     with scope(tenant=other_tenant):
         assert Rule.objects.get(pk=rule.pk).name == "Theirs"
         assert Conversation.objects.get(pk=conversation.pk).mode == "automation"
+
+
+# str.isdigit() is true for superscripts and circled digits, which int() refuses; a 5,000-digit
+# number is more than int() reads. Each is treated like any other count or id that is not one.
+@pytest.mark.parametrize("value", ["\u00b2", "\u2460", "9" * 5000])
+def test_counts_and_ids_that_are_not_ascii_digits_are_treated_like_any_bad_value(
+    admin: Client, account: InstagramAccount, value: str
+) -> None:
+    admin.raise_request_exception = False  # a crash is answered 500, as in production
+    rule = _rule(account)
+    new = f"/automation/accounts/{account.pk}/rules/new/"
+    profile = f"/automation/accounts/{account.pk}/profile/"
+    menu = {"menu-0-type": "postback", "menu-0-title": "Track order", "menu-0-value": "TRACK"}
+    assign = {**FORM, "action-0-type": "assign", "action-0-membership_id": value}
+    answers = {
+        "action_count": admin.post(new, {**FORM, "action_count": value}),
+        "membership_id": admin.post(new, assign),
+        "menu_count": admin.post(profile, {"menu_count": value, **menu}),
+        "before": admin.get(f"/automation/rules/{rule.pk}/history/", {"before": value}),
+    }
+    codes = {name: response.status_code for name, response in answers.items()}
+    assert codes == {"action_count": 302, "membership_id": 400, "menu_count": 302, "before": 200}
+    assert "Choose the teammate to assign" in answers["membership_id"].content.decode()
+    with scope(tenant=account.tenant):
+        assert AccountAutomation.objects.get().persistent_menu[0]["payload"] == "TRACK"

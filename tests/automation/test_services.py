@@ -121,7 +121,7 @@ def test_assign_needs_a_member_of_this_workspace_who_can_answer(
     assert services.actions_clean("keyword", [{"type": "assign", "membership_id": agent.pk}]) == [
         {"type": "assign", "membership_id": agent.pk}
     ]
-    for member_id in (viewer.pk, theirs.pk, 2_147_000_001, "someone"):
+    for member_id in (viewer.pk, theirs.pk, 2_147_000_001, "someone", "\u00b2", "9" * 5000):
         _refused("assignee_invalid", "keyword", [{"type": "assign", "membership_id": member_id}])
 
 
@@ -185,6 +185,8 @@ def test_rules_are_created_in_order_and_audited_without_their_text(
         ({"trigger": "payload"}, "payload_invalid"),
         ({"trigger": "comment", "keywords": [], "media_id": ""}, "keywords_invalid"),
         ({"trigger": "comment", "media_id": "abc"}, "media_invalid"),
+        ({"trigger": "comment", "media_id": "\u2460"}, "media_invalid"),  # CIRCLED DIGIT ONE
+        ({"trigger": "comment", "media_id": "\u0661\u0667"}, "media_invalid"),  # Arabic-Indic
         ({"enabled": "yes"}, "rule_invalid"),
     ],
 )
@@ -281,6 +283,8 @@ def test_hours_are_checked_and_sorted(account: InstagramAccount) -> None:
         ({"timezone": "Mars/Olympus"}, "timezone_invalid"),
         ({"timezone": "../../etc/passwd"}, "timezone_invalid"),
         ({"hours": {"mon": [["09:00", "25:00"]]}}, "hours_invalid"),
+        ({"hours": {"mon": [["0\u0669:00", "17:00"]]}}, "hours_invalid"),  # Arabic-Indic 9
+        ({"hours": {"mon": [["09:00\n", "17:00"]]}}, "hours_invalid"),
         ({"hours": {"mon": [["18:00", "09:00"]]}}, "hours_invalid"),
         ({"hours": {"mon": [["09:00", "12:00"], ["11:00", "13:00"]]}}, "hours_invalid"),
         ({"hours": {"monday": [["09:00", "12:00"]]}}, "hours_invalid"),

@@ -298,3 +298,14 @@ def test_a_rotated_key_overlaps_with_the_previous_one(
     assert not partner_delivery.signature_verify(
         secret=rotated.secret, header=header, body=body, now=1_700_000_000 + 301
     )
+
+
+@pytest.mark.parametrize("timestamp", ["\u00b2", "1\u2460", "9" * 5000, "", "-1"])
+def test_a_timestamp_that_is_not_ascii_digits_fails_verification(timestamp: str) -> None:
+    # str.isdigit() is true for "²" and "①", which int() refuses.
+    body = b'{"id":1}'
+    header = f"t={timestamp},v1={partner_delivery.sign('key', 1_700_000_000, body)}"
+    assert (
+        partner_delivery.signature_verify(secret="key", header=header, body=body, now=1_700_000_000)
+        is False
+    )

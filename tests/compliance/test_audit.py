@@ -101,6 +101,22 @@ def test_owners_and_admins_filter_the_log_agents_may_not(
     assert agent_client.get("/compliance/audit-log/").status_code == 403
 
 
+@pytest.mark.parametrize("actor", ["\u00b2", "key:\u00b2", "\u2460", "key:" + "9" * 28])
+def test_an_actor_that_is_not_ascii_digits_is_ignored_like_any_bad_actor(
+    tenant: Tenant, owner: Membership, owner_client: Client, api_client: APIClient, actor: str
+) -> None:
+    # str.isdigit() is true for "²" and "①", which int() refuses; 28 digits are no id either.
+    _entries(tenant, owner.user)
+    page = owner_client.get("/compliance/audit-log/", {"actor": actor})
+    assert page.status_code == 200
+    rows = page.content.decode().count("<tr data-action=")
+    bad = owner_client.get("/compliance/audit-log/", {"actor": "abc"}).content.decode()
+    assert rows == bad.count("<tr data-action=") >= 3
+    listed = api_client.get("/api/v1/audit-log", {"actor": actor})
+    assert listed.status_code == 200
+    assert listed.json() == api_client.get("/api/v1/audit-log", {"actor": "abc"}).json()
+
+
 def test_the_api_reads_the_own_workspaces_log_with_filters(
     tenant: Tenant, other_tenant: Tenant, owner: Membership
 ) -> None:

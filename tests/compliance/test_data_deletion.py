@@ -77,6 +77,8 @@ def connected(tenant: Tenant, other_tenant: Tenant) -> list[InstagramAccount]:
         pytest.param(lambda: _signed(issued_at=int(time.time()) - 3 * 86400), id="stale"),
         pytest.param(lambda: _signed(issued_at=int(time.time()) + 3600), id="from-the-future"),
         pytest.param(lambda: _signed(user_id=""), id="no-user"),
+        pytest.param(lambda: _signed(user_id="10\u00b2"), id="superscript-user"),
+        pytest.param(lambda: _signed(user_id="\u0661\u0660"), id="arabic-indic-user"),
         pytest.param(lambda: "", id="empty"),
         pytest.param(lambda: "not.a.signed.request", id="malformed"),
     ],

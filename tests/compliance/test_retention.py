@@ -115,6 +115,19 @@ def test_the_policy_is_set_on_the_settings_page_by_admins_only(
     assert entry.detail["days"] == 90
 
 
+@pytest.mark.parametrize("days", ["\u00b2", "3\u2460", "9" * 5000])
+def test_days_that_are_not_ascii_digits_are_refused_with_the_reason(
+    tenant: Tenant, account: InstagramAccount, owner_client: Client, days: str
+) -> None:
+    # str.isdigit() is true for "²" and "①", which int() refuses.
+    for form in ({"days": days}, {"days": "90", f"account_{account.pk}": days}):
+        response = owner_client.post("/compliance/", form)
+        assert response.status_code == 400
+        assert "Enter a number of days." in response.content.decode()
+    with scope(tenant=tenant):
+        assert not TenantCompliance.objects.filter(message_retention_days__isnull=False).exists()
+
+
 def test_processed_raw_deliveries_lose_their_bodies_after_the_retention(
     tenant: Tenant, account: InstagramAccount, client: Client
 ) -> None:

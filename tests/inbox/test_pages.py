@@ -387,3 +387,34 @@ def test_a_long_thread_opens_on_its_newest_messages_and_loads_earlier_ones(
     assert oldest.count('data-testid="message"') == 10  # 9 more of history and the first
     assert "history 008" in oldest
     assert 'data-testid="earlier"' not in oldest
+
+
+# str.isdigit() is true for superscripts and circled digits, which int() refuses; a 5,000-digit
+# number is more than int() reads. Each is ignored exactly like any other id that is not one.
+@pytest.mark.parametrize("value", ["\u00b2", "\u2460", "9" * 5000])
+def test_ids_that_are_not_ascii_digits_are_treated_like_any_bad_id(
+    world: World, as_member: Any, value: str
+) -> None:
+    c = world.every_kind.pk
+    moment = timezone.now().isoformat()
+    client = as_member(world.agent)
+    client.raise_request_exception = False  # a crash is answered 500, as in production
+    answers = []
+    for method, path, name, template in [
+        ("get", "/inbox/", "account", "{}"),
+        ("get", "/inbox/", "label", "{}"),
+        ("get", "/inbox/list/", "current", "{}"),
+        ("get", "/inbox/list/", "account", "{}"),
+        ("get", "/inbox/list/", "before", moment + "_{}"),
+        ("get", f"/inbox/{c}/earlier/", "before", "{}"),
+        ("get", "/inbox/poll/", "conversation", "{}"),
+        ("post", f"/inbox/{c}/assign/", "member", "{}"),
+        ("post", f"/inbox/{c}/labels/", "label", "{}"),
+    ]:
+        send = getattr(client, method)
+        bad = send(path, {name: template.format("abc")}, **HTMX)
+        response = send(path, {name: template.format(value)}, **HTMX)
+        answers.append((path, name, response.status_code, bad.status_code))
+    assert [a for a in answers if a[2] != a[3] or a[2] >= 500] == []
+    polled = client.get("/inbox/poll/", {"conversation": value}).json()
+    assert polled.keys() == {"list", "unread"}  # no thread named, none fingerprinted

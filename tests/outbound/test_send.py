@@ -3,6 +3,7 @@ errors end where they should. The outbox runs in this process (``drive``)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -409,6 +410,52 @@ def test_echo_metadata_settles_a_send_whose_worker_died(
     job.refresh_from_db()
     message.refresh_from_db()
     assert (job.status, message.status, message.mid) == ("sent", "sent", "aWdfechoed")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        "outbox:\u00b2",  # SUPERSCRIPT TWO: str.isdigit() says yes, int() refuses it
+        "outbox:\u2460",  # CIRCLED DIGIT ONE
+        "outbox:\u0663",  # ARABIC-INDIC DIGIT THREE: int() reads it, but we never write it
+        "outbox:" + "9" * 5000,
+        "outbox:",
+        "outbox:-1",
+        "outbox: 1",
+        "other:1",
+        None,
+    ],
+)
+def test_echo_metadata_that_is_not_ours_names_no_row(metadata: str | None) -> None:
+    assert outbox.job_id_from_metadata(metadata) is None
+    assert outbox.job_id_from_metadata(outbox.metadata_for(42)) == 42
+
+
+def test_an_echo_naming_a_row_in_other_digits_settles_nothing(
+    world: World, sandbox: RunningSandbox
+) -> None:
+    message = outbound.message_send(
+        conversation=world.conversation("alice"),
+        sender=_agent(),
+        content=OutboundContent("text", "echo me"),
+    )
+    job = OutboundJob.objects.get(message=message)
+    OutboundJob.objects.filter(pk=job.pk).update(status="sending", uncertain=True)
+    arabic_indic = "".join(chr(0x0660 + int(d)) for d in str(job.pk))  # int() reads these
+    for metadata in ("outbox:\u00b2", f"outbox:{arabic_indic}"):
+        assert not outbox.echo_received(account=world.acme, mid="aWdfechoed", metadata=metadata)
+    job.refresh_from_db()
+    assert (job.status, job.mid) == ("sending", "")
+
+
+@pytest.mark.parametrize("pid", ["\u00b2", "1\u2460", "9" * 5000, "", "x"])
+def test_a_claim_naming_no_process_here_is_held_until_its_lease_runs_out(pid: str) -> None:
+    now = timezone.now()
+    job = OutboundJob(
+        claimed_by=f"{socket.gethostname()}:{pid}:1", lease_until=now + timedelta(minutes=1)
+    )
+    assert outbox._claim_orphaned(job, now) is False
+    assert outbox._claim_orphaned(job, now + timedelta(minutes=2)) is True
 
 
 def test_a_send_that_reached_meta_before_a_crash_is_found_not_resent(

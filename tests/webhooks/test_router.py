@@ -24,7 +24,9 @@ def test_event_opens_the_scope_of_the_tenant_owning_the_account(
         list(Membership.objects.all())
 
 
-@pytest.mark.parametrize("meta_id", ["", "999999", "17841400000000000' OR 1=1", "abc"])
+@pytest.mark.parametrize(
+    "meta_id", ["", "999999", "17841400000000000' OR 1=1", "abc", "\u00b2", "\u0663"]
+)
 def test_unknown_or_malformed_account_ids_route_nowhere(meta_id: str, tenant: Tenant) -> None:
     InstagramAccountFactory(tenant=tenant)
     with routed_to_account(meta_id) as account:
