@@ -1,7 +1,7 @@
 """Outbound benchmark (D11): sends per second end to end and queue wait at the configured rate.
 
     python bench/outbound.py [--sends 1000] [--accounts 1] [--workers 2] [--threads 50]
-                             [--latency-ms 200] [--db-reuse 0] [--arrival-rate 0]
+                             [--latency-ms 200] [--db-reuse 0] [--arrival-rate 0] [--bulk]
 
 Runs against the local PostgreSQL and Redis (a private database and key prefix, removed
 afterwards) and an in-process Meta sandbox answering every call after ``--latency-ms``. Queues
@@ -22,6 +22,9 @@ By default every send is queued before the workers start (a backlog drained as f
 budgets allow). ``--arrival-rate R`` queues them instead at R per second while the workers run
 (an open loop: each send at its own time, whatever the backlog), for D11's "enqueue → accepted
 p95 < 1 s at 50 sends/s"; the time to accepted then counts from each send's queueing.
+
+``--bulk`` seeds a long run fast (D11's ten minutes at 200/s is 120,000 sends): one send per
+thread is queued the ordinary way, the rest are copies of those rows written in bulk.
 
 ``--db-reuse N`` starts the workers with Celery's ``CELERY_DB_REUSE_MAX = N`` (a worker thread
 keeps its database connection for N tasks instead of opening one per task), to show what that
@@ -129,6 +132,40 @@ def _worker_command(base: list[str], reuse: int) -> list[str]:
     return [sys.executable, "-c", code, *argv]
 
 
+def _copy_sends(total: int) -> None:
+    """Make ``total`` queued sends out of the ones already queued (one per thread): each copy
+    is the same message and outbox row with its own text, written in bulk. For long runs, where
+    queueing 100,000 sends one by one would take longer than sending them."""
+    from copy import copy
+
+    from messaging.models import Message, OutboundJob
+
+    templates = list(OutboundJob.objects.select_related("message").order_by("id"))
+    made = len(templates)
+    while made < total:
+        chunk = min(5000, total - made)
+        pairs = []
+        for k in range(chunk):
+            template = templates[(made + k) % len(templates)]
+            message = copy(template.message)
+            assert message is not None
+            message.pk = None
+            message._state.adding = True
+            message.text = f"bench {made + k}"
+            pairs.append((template, message))
+        Message.objects.bulk_create([message for _, message in pairs])
+        jobs = []
+        for template, message in pairs:
+            job = copy(template)
+            job.pk = None
+            job._state.adding = True
+            job.message = message
+            job.payload = {**template.payload, "text": message.text}
+            jobs.append(job)
+        OutboundJob.objects.bulk_create(jobs)
+        made += chunk
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sends", type=int, default=1000)
@@ -139,6 +176,11 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--rate", type=int, default=0, help="text sends/s (default: settings)")
     parser.add_argument("--db-reuse", type=int, default=0, help="CELERY_DB_REUSE_MAX for workers")
+    parser.add_argument(
+        "--bulk",
+        action="store_true",
+        help="seed a long run fast: one send per thread queued, the rest copied in bulk",
+    )
     parser.add_argument(
         "--arrival-rate",
         type=float,
@@ -226,7 +268,12 @@ def main() -> int:
                         content=OutboundContent(kind="text", text=f"bench {i}"),
                     )
 
-                if not args.arrival_rate:
+                if args.bulk and not args.arrival_rate:
+                    # One send per thread the ordinary way, then copies of those rows.
+                    for i in range(min(args.sends, len(threads))):
+                        queue(i)
+                    _copy_sends(args.sends)
+                elif not args.arrival_rate:
                     for i in range(args.sends):
                         queue(i)
             db = settings.DATABASES["default"]
