@@ -18,6 +18,7 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from config.input_guard import is_digits, parse_digits
 from integrations.meta.signatures import SIGNATURE_HEADER, verify_hub_signature
 from webhooks import services
 from webhooks.metrics import count
@@ -85,7 +86,8 @@ def meta_webhook(request: HttpRequest) -> HttpResponse:
 
     limit = settings.WEBHOOK_MAX_BODY_BYTES
     declared = request.META.get("CONTENT_LENGTH") or ""
-    if declared.isdigit() and int(declared) > limit:
+    length = parse_digits(declared)  # None for digits too many to read: more than any limit
+    if is_digits(declared) and (length is None or length > limit):
         count("webhook.too_large")
         return _plain("The body is too large.", status=413)
     raw_body = _read_body(request, limit)

@@ -6,8 +6,10 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import OperationalError
+import redis
+from django.db import OperationalError, connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 
 from integrations.meta.signatures import meta_json_bytes, sign_hub_body
 from webhooks.models import WebhookEvent
@@ -70,6 +72,27 @@ def test_the_same_delivery_twice_is_stored_once(client: Client) -> None:
     assert WebhookEvent.objects.count() == 1
 
 
+def test_the_ack_waits_for_one_insert_and_never_for_redis(client: Client) -> None:
+    """A delivery costs one statement and a refusal none; neither touches the cache or the
+    broker (W1 posts ten thousand random bodies through this path in CI)."""
+    body = _body()
+    unreachable = redis.ConnectionError("Redis is not on the ingest path")
+    with (
+        CaptureQueriesContext(connection) as statements,
+        mock.patch.object(
+            redis.connection.AbstractConnection, "send_packed_command", side_effect=unreachable
+        ) as redis_commands,
+    ):
+        assert _post(client, body, sign_hub_body(body, "someone-else")).status_code == 403
+        assert len(statements) == 0
+        assert _post(client, body, sign_hub_body(body, SECRET)).status_code == 200
+        assert len(statements) == 1
+        assert _post(client, body, sign_hub_body(body, SECRET)).status_code == 200  # duplicate
+        assert len(statements) == 2
+    assert not redis_commands.called
+    assert WebhookEvent.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     "signature",
     [
@@ -107,6 +130,29 @@ def test_a_body_signed_with_another_secret_is_refused(client: Client) -> None:
 def test_an_oversized_body_is_refused_with_413(client: Client) -> None:
     body = _body("x" * 2000)
     response = _post(client, body, sign_hub_body(body, SECRET))
+    assert response.status_code == 413
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "1\u00b3", "abc", "-1", ""])
+def test_a_content_length_that_is_not_ascii_digits_is_not_believed(
+    client: Client, length: str
+) -> None:
+    # "²" is what a Latin-1 header byte 0xB2 becomes; str.isdigit() is true for it, int() refuses.
+    body = _body()
+    response = _post(client, body, sign_hub_body(body, SECRET), CONTENT_LENGTH=length)
+    # The server reads no body it was not told the length of: nothing signed arrived.
+    assert response.status_code == 403
+    assert WebhookEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("length", ["1001", "9" * 30, "9" * 5000])
+@override_settings(WEBHOOK_MAX_BODY_BYTES=1000)
+def test_a_declared_length_over_the_limit_is_refused_with_413_unread(
+    client: Client, length: str
+) -> None:
+    body = _body()
+    response = _post(client, body, sign_hub_body(body, SECRET), CONTENT_LENGTH=length)
     assert response.status_code == 413
     assert WebhookEvent.objects.count() == 0
 
