@@ -267,7 +267,7 @@ def batch_size() -> int:
 
 def _publish(tenant_id: int, job_ids: Iterable[int]) -> int:
     """Wake workers for these rows (all of one account): one task per batch of rows."""
-    from messaging.tasks_outbound import send_batch, send_job
+    from messaging.tasks_outbound import send_batch
 
     published = 0
     ids = list(job_ids)
@@ -279,10 +279,7 @@ def _publish(tenant_id: int, job_ids: Iterable[int]) -> int:
         with send_batch.app.producer_or_acquire() as producer:
             for start in range(0, len(ids), size):
                 chunk = ids[start : start + size]
-                if len(chunk) == 1:
-                    send_job.apply_async(args=(tenant_id, chunk[0]), retry=False, producer=producer)
-                else:
-                    send_batch.apply_async(args=(tenant_id, chunk), retry=False, producer=producer)
+                send_batch.apply_async(args=(tenant_id, chunk), retry=False, producer=producer)
                 published += len(chunk)
     except Exception:
         # The broker is down: the rows stay published and are handed on again later.
@@ -1676,7 +1673,7 @@ def batch_run(*, job_ids: list[int]) -> dict[str, int]:
     ids = sorted(set(job_ids))
     outcomes: Counter[str] = Counter()
     tenant_id = _scope_tenant()
-    if len(ids) == 1 or tenant_id is None or not _postgresql():
+    if tenant_id is None or not _postgresql():
         for job_id in ids:
             outcomes[job_run(job_id=job_id)] += 1
         return dict(outcomes)
