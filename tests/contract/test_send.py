@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -84,6 +85,21 @@ def test_send_text_answers_recipient_and_mid(sbx: RunningSandbox, path: Path) ->
     )
     assert got["app_id"] == w.APP_ID
     assert got["tag"] is None
+
+
+def test_a_rebound_client_sends_for_the_same_account_through_its_own_session(
+    sbx: RunningSandbox, path: Path, make_client: Any
+) -> None:
+    """A worker's call threads each use their own session: the account, host and token carry
+    over, the connection pool does not."""
+    other = make_client()
+    rebound = path.account.rebound(other)
+    assert rebound.client is other
+    assert path.account.rebound(path.account.client) is path.account
+    result = rebound.send_text(path.igsid, "Sent from another session")
+    assert result.message_id
+    got = last_received(sbx, path)
+    assert (got["text"], got["mid"]) == ("Sent from another session", result.message_id)
 
 
 def test_send_text_of_exactly_1000_bytes(sbx: RunningSandbox, path: Path) -> None:
