@@ -658,6 +658,26 @@ def _link(job: OutboundJob) -> OutboundJob:
     return job
 
 
+# The end of both claiming statements: the row must head its thread (no older unfinished row
+# of the conversation), and its message turns ``sending`` in the same statement. Parameters:
+# the unfinished statuses, then the message's new and expected statuses.
+_CLAIM_TAIL = """AND (j.conversation_id IS NULL OR NOT EXISTS (
+                    SELECT 1 FROM {table} AS e
+                    WHERE e.conversation_id = j.conversation_id AND e.id < j.id
+                    AND e.status = ANY(%s)
+                ))
+                RETURNING j.id, j.message_id
+            ), marked AS (
+                UPDATE {messages} AS m SET status = %s
+                FROM claimed WHERE m.id = claimed.message_id AND m.status = %s
+                RETURNING m.id
+            )"""
+
+
+def _claim_tail() -> str:
+    return _CLAIM_TAIL.format(table=OutboundJob._meta.db_table, messages=Message._meta.db_table)
+
+
 def _claim_fast(job_id: int, me: str) -> tuple[OutboundJob | None, str]:
     """The common case in two statements: a waiting, due row at the head of its thread.
 
@@ -674,7 +694,6 @@ def _claim_fast(job_id: int, me: str) -> tuple[OutboundJob | None, str]:
     now = timezone.now()
     lease = now + timedelta(seconds=settings.OUTBOUND_LEASE_SECONDS)
     table = OutboundJob._meta.db_table
-    messages = Message._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -684,17 +703,7 @@ def _claim_fast(job_id: int, me: str) -> tuple[OutboundJob | None, str]:
                 WHERE j.id = %s AND j.tenant_id = %s AND j.status = %s
                 AND j.attempts = %s AND j.crashes = %s AND j.uncertain = %s
                 AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s)
-                AND (j.conversation_id IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM {table} AS e
-                    WHERE e.conversation_id = j.conversation_id AND e.id < j.id
-                    AND e.status = ANY(%s)
-                ))
-                RETURNING j.id, j.message_id
-            ), marked AS (
-                UPDATE {messages} AS m SET status = %s
-                FROM claimed WHERE m.id = claimed.message_id AND m.status = %s
-                RETURNING m.id
-            )
+                {_claim_tail()}
             SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM marked)
             """,  # noqa: S608 - the table names are the models' own
             [
@@ -1394,7 +1403,6 @@ def _claim_many(job_ids: list[int], me: str, tenant_id: int) -> list[int]:
     statement; rows another worker or the relay holds are skipped, not waited for."""
     now = timezone.now()
     table = OutboundJob._meta.db_table
-    messages = Message._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
@@ -1409,17 +1417,7 @@ def _claim_many(job_ids: list[int], me: str, tenant_id: int) -> list[int]:
                 )
                 AND j.status = ANY(%s)
                 AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s)
-                AND (j.conversation_id IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM {table} AS e
-                    WHERE e.conversation_id = j.conversation_id AND e.id < j.id
-                    AND e.status = ANY(%s)
-                ))
-                RETURNING j.id, j.message_id
-            ), marked AS (
-                UPDATE {messages} AS m SET status = %s
-                FROM claimed WHERE m.id = claimed.message_id AND m.status = %s
-                RETURNING m.id
-            )
+                {_claim_tail()}
             SELECT id FROM claimed
             """,  # noqa: S608 - the table names are the models' own
             [

@@ -31,7 +31,8 @@ TEXT = "text"
 MEDIA = "media"
 PRIVATE_REPLY = "private_reply"
 
-_SCRIPT = """
+# Both scripts start alike: Redis's clock, the account's pause, the window trimmed to its span.
+_PROLOGUE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local paused = redis.call('PTTL', KEYS[2])
@@ -39,6 +40,11 @@ if paused > 0 then return {-1, paused} end
 local limit = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+"""
+
+_SCRIPT = (
+    _PROLOGUE
+    + """
 if redis.call('ZCARD', KEYS[1]) < limit then
   redis.call('ZADD', KEYS[1], now, ARGV[3])
   redis.call('PEXPIRE', KEYS[1], window * 2)
@@ -47,18 +53,14 @@ end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, tonumber(oldest[2]) + window - now + 1}
 """
+)
 
 # Up to ARGV[3] sends at once (a worker's batch): as many as the window has room for, each
 # its own entry, and how long until the next slot frees when some had to wait.
-_SCRIPT_MANY = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local paused = redis.call('PTTL', KEYS[2])
-if paused > 0 then return {-1, paused} end
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+_SCRIPT_MANY = (
+    _PROLOGUE
+    + """
 local wanted = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local room = limit - redis.call('ZCARD', KEYS[1])
 local granted = math.max(0, math.min(wanted, room))
 for i = 1, granted do
@@ -71,6 +73,7 @@ local wait = 1
 if oldest[2] then wait = tonumber(oldest[2]) + window - now + 1 end
 return {granted, wait}
 """
+)
 
 
 @dataclass(frozen=True)

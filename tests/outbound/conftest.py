@@ -124,6 +124,20 @@ def customers(
 
 
 @pytest.fixture
+def fresh_memory() -> Iterator[None]:
+    """What workers remember per process (workspaces seen, partner endpoints) starts and ends
+    empty, so statement counts do not depend on the tests before."""
+    from accounts import tenancy
+    from webhooks import partner_events
+
+    tenancy.forget_tenants()
+    partner_events.forget_endpoints()
+    yield
+    tenancy.forget_tenants()
+    partner_events.forget_endpoints()
+
+
+@pytest.fixture
 def world(db: Any, sandbox: RunningSandbox) -> Iterator[World]:
     """The sandbox's Acme Store and Bella Boutique, connected to one tenant, with the threads of
     the default world: alice wrote 1 h ago, bob 2 days ago, carla 10 days ago."""

@@ -17,7 +17,6 @@ from django.db.backends.utils import CursorWrapper
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts import tenancy
 from integrations.meta.sandbox.testing import RunningSandbox
 from messaging import outbox, ratelimit
 from messaging.models import Conversation, Message, OutboundJob, SendAttempt
@@ -25,7 +24,6 @@ from messaging.services import outbound
 from messaging.services.outbound import OutboundContent, Sender
 from messaging.tasks_outbound import send_batch
 from tests.outbound.conftest import World, customers
-from webhooks import partner_events
 
 Drive = Any
 
@@ -35,13 +33,7 @@ Drive = Any
 SQL_PER_ROW_IN_A_BATCH = 2.5
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memory() -> Any:
-    tenancy.forget_tenants()
-    partner_events.forget_endpoints()
-    yield
-    tenancy.forget_tenants()
-    partner_events.forget_endpoints()
+pytestmark = pytest.mark.usefixtures("fresh_memory")
 
 
 def _bot() -> Sender:

@@ -47,13 +47,7 @@ SQL_PER_SEND_WITH_ENDPOINT = 13.5
 REDIS_PER_SEND = 3.0
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memory() -> Any:
-    tenancy.forget_tenants()
-    partner_events.forget_endpoints()
-    yield
-    tenancy.forget_tenants()
-    partner_events.forget_endpoints()
+pytestmark = pytest.mark.usefixtures("fresh_memory")
 
 
 def _queue(world: World, n: int) -> None:
