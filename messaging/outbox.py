@@ -27,10 +27,11 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -1119,11 +1120,17 @@ def job_run(*, job_id: int) -> str:
     try:
         return _work(job, me)
     except Exception:
-        logger.exception("outbound %s failed unexpectedly", job.pk)
-        _release(job, delay=backoff_delay(job.attempts + 1))
-        return "error"
+        return _unexpected(job)
     finally:
         pump_next(job)
+
+
+def _unexpected(job: OutboundJob) -> str:
+    """A bug or an outage while sending a row: logged, and the row waits for a later try.
+    Call it from an ``except`` block."""
+    logger.exception("outbound %s failed unexpectedly", job.pk)
+    _release(job, delay=backoff_delay(job.attempts + 1))
+    return "error"
 
 
 def _ready(job: OutboundJob) -> str | tuple[AccountClient, policy.Decision]:
@@ -1531,9 +1538,7 @@ def _send_together(flights: list[_Flight], me: str, tenant_id: int) -> Counter[s
             ] += 1
             continue
         except Exception:
-            logger.exception("outbound %s failed unexpectedly", flight.job.pk)
-            _release(flight.job, delay=backoff_delay(flight.number))
-            outcomes["error"] += 1
+            outcomes[_unexpected(flight.job)] += 1
             continue
         answered.append((flight, result))
     outcomes.update(_finish_many(answered, me, tenant_id))
@@ -1655,14 +1660,12 @@ def _mark_sent_many(
         return {row[0] for row in cursor.fetchall()}
 
 
-def _guarded(job: OutboundJob, me: str, step: Any) -> str:
+def _guarded(job: OutboundJob, step: Callable[[], str]) -> str:
     """One claimed row the one-row way, as ``job_run`` does it after its claim."""
     try:
-        return str(step())
+        return step()
     except Exception:
-        logger.exception("outbound %s failed unexpectedly", job.pk)
-        _release(job, delay=backoff_delay(job.attempts + 1))
-        return "error"
+        return _unexpected(job)
 
 
 def batch_run(*, job_ids: list[int]) -> dict[str, int]:
@@ -1686,21 +1689,19 @@ def batch_run(*, job_ids: list[int]) -> dict[str, int]:
         together: dict[int, list[_Flight]] = {}
         for job in jobs:
             if not _batchable(job):
-                outcomes[_guarded(job, me, lambda job=job: _work(job, me))] += 1
+                outcomes[_guarded(job, partial(_work, job, me))] += 1
                 continue
-            ready = _ready(job)
+            try:
+                ready = _ready(job)
+            except Exception:
+                outcomes[_unexpected(job)] += 1
+                continue
             if isinstance(ready, str):
                 outcomes[ready] += 1
                 continue
             client, decision = ready
             if decision.take_control:
-                outcomes[
-                    _guarded(
-                        job,
-                        me,
-                        lambda job=job, c=client, d=decision: _send_one(job, me, c, d),
-                    )
-                ] += 1
+                outcomes[_guarded(job, partial(_send_one, job, me, client, decision))] += 1
                 continue
             together.setdefault(job.account_id, []).append(_Flight(job, client, decision))
         for flights in together.values():

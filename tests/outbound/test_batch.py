@@ -263,3 +263,33 @@ def test_the_call_threads_never_touch_the_database(
     ):
         assert send_batch(world.tenant.pk, ids) == {"sent": 8}
     assert seen == {threading.current_thread().name}
+
+
+def test_an_unexpected_failure_of_one_row_leaves_it_waiting_and_the_rest_sent(
+    world: World, sandbox: RunningSandbox, threads: list[Conversation], drive: Drive
+) -> None:
+    """A bug or an outage while one row's call is made: that row goes back to the outbox for a
+    later try (never lost, never marked sent), its neighbours in the batch are sent."""
+    messages = _queue(threads[:4], "unexpected")
+    broken = OutboundJob.objects.get(message=messages[1])
+    ids = _published(world)
+    real_call = outbox._call
+
+    def call(client: Any, job: OutboundJob, decision: Any) -> Any:
+        if job.pk == broken.pk:
+            raise RuntimeError("a bug")
+        return real_call(client, job, decision)
+
+    with (
+        mock.patch.object(outbox, "_publish", return_value=0),
+        mock.patch.object(outbox, "_call", side_effect=call),
+    ):
+        outcomes = send_batch(world.tenant.pk, ids)
+    assert outcomes == {"sent": 3, "error": 1}
+    broken.refresh_from_db()
+    assert (broken.status, broken.next_attempt_at is not None) == ("pending", True)
+    assert sorted(_sent_to(sandbox, "unexpected")) == sorted(
+        m.text for m in messages if m.pk != messages[1].pk
+    )
+    drive(world.acme)
+    assert sorted(_sent_to(sandbox, "unexpected")) == sorted(m.text for m in messages)
