@@ -542,16 +542,20 @@ def _is_head(job: OutboundJob) -> bool:
     ).exists()
 
 
-def _load_queryset(job_id: int) -> QuerySet[OutboundJob]:
+def _with_everything() -> QuerySet[OutboundJob]:
+    """Rows with what a send reads: account (its stored token kept encrypted), conversation,
+    contact and message, in one query."""
     return (
         OutboundJob.objects.select_related(
             "account", "conversation", "conversation__contact", "message"
         )
         .defer("account__access_token")
         .annotate(stored_token=Cast("account__access_token", TextField()))
-        .filter(pk=job_id)
-        .order_by("pk")[:1]
     )
+
+
+def _load_queryset(job_id: int) -> QuerySet[OutboundJob]:
+    return _with_everything().filter(pk=job_id).order_by("pk")[:1]
 
 
 # ``_load``'s query joins five tables; building its SQL costs more CPU than running it, so
@@ -1445,16 +1449,7 @@ def _claim_many(job_ids: list[int], me: str, tenant_id: int) -> list[int]:
 
 
 def _load_many(job_ids: list[int]) -> list[OutboundJob]:
-    jobs = (
-        OutboundJob.objects.select_related(
-            "account", "conversation", "conversation__contact", "message"
-        )
-        .defer("account__access_token")
-        .annotate(stored_token=Cast("account__access_token", TextField()))
-        .filter(pk__in=job_ids)
-        .order_by("pk")
-    )
-    return [_link(job) for job in jobs]
+    return [_link(job) for job in _with_everything().filter(pk__in=job_ids).order_by("pk")]
 
 
 def _renew_many(jobs: list[OutboundJob], me: str, tenant_id: int) -> set[int]:

@@ -392,10 +392,8 @@ def test_dead_rows_are_listed_with_their_error_and_replay_sends_each_once(
     assert sorted(t for t in texts if t and t.startswith("dead")) == sorted(m.text for m in sent)
 
 
-def test_echo_metadata_settles_a_send_whose_worker_died(
-    world: World, sandbox: RunningSandbox
-) -> None:
-    """D1 (reconciliation): the echo's metadata names the outbox row and settles it."""
+def _left_sending_by_a_dead_worker(world: World) -> tuple[Message, OutboundJob]:
+    """A reply whose worker died after calling Meta: its row is left ``sending``, uncertain."""
     message = outbound.message_send(
         conversation=world.conversation("alice"),
         sender=_agent(),
@@ -403,6 +401,15 @@ def test_echo_metadata_settles_a_send_whose_worker_died(
     )
     job = OutboundJob.objects.get(message=message)
     OutboundJob.objects.filter(pk=job.pk).update(status="sending", uncertain=True)
+    job.refresh_from_db()
+    return message, job
+
+
+def test_echo_metadata_settles_a_send_whose_worker_died(
+    world: World, sandbox: RunningSandbox
+) -> None:
+    """D1 (reconciliation): the echo's metadata names the outbox row and settles it."""
+    message, job = _left_sending_by_a_dead_worker(world)
     job.refresh_from_db()
     assert outbox.echo_received(
         account=world.acme, mid="aWdfechoed", metadata=outbox.metadata_for(job.pk)
@@ -434,13 +441,7 @@ def test_echo_metadata_that_is_not_ours_names_no_row(metadata: str | None) -> No
 def test_an_echo_naming_a_row_in_other_digits_settles_nothing(
     world: World, sandbox: RunningSandbox
 ) -> None:
-    message = outbound.message_send(
-        conversation=world.conversation("alice"),
-        sender=_agent(),
-        content=OutboundContent("text", "echo me"),
-    )
-    job = OutboundJob.objects.get(message=message)
-    OutboundJob.objects.filter(pk=job.pk).update(status="sending", uncertain=True)
+    _, job = _left_sending_by_a_dead_worker(world)
     arabic_indic = "".join(chr(0x0660 + int(d)) for d in str(job.pk))  # int() reads these
     for metadata in ("outbox:\u00b2", f"outbox:{arabic_indic}"):
         assert not outbox.echo_received(account=world.acme, mid="aWdfechoed", metadata=metadata)
