@@ -132,6 +132,11 @@ def _enabled_endpoints(tenant_id: int) -> tuple[tuple[int, frozenset[str]], ...]
     return found
 
 
+def wanted(tenant_id: int) -> bool:
+    """Whether any enabled endpoint of the workspace would receive an event."""
+    return bool(_enabled_endpoints(tenant_id))
+
+
 def forget_endpoints() -> None:
     """Drop every remembered endpoint list of this process."""
     with _endpoints_lock:
@@ -274,23 +279,32 @@ def message_data(message: Message) -> dict[str, Any]:
     }
 
 
-def _message_event(type_: str, message: Message) -> CallbackEvent | None:
+def _message_event(
+    type_: str, message: Message, as_of: dict[str, Any] | None = None
+) -> CallbackEvent | None:
     conversation = message.conversation
     return event_emit(
         tenant_id=message.tenant_id,
         type=type_,
-        payload={"message": message_data(message), "conversation": conversation_data(conversation)},
+        payload={
+            "message": message_data(message),
+            "conversation": as_of or conversation_data(conversation),
+        },
         conversation_id=conversation.pk,
     )
 
 
-def message_received(*, message: Message) -> CallbackEvent | None:
-    return _message_event(EventType.MESSAGE_RECEIVED, message)
+def message_received(
+    *, message: Message, as_of: dict[str, Any] | None = None
+) -> CallbackEvent | None:
+    """``as_of``: the conversation's ``conversation_data`` when the message arrived, for a
+    caller that stored several messages of a thread before telling of them."""
+    return _message_event(EventType.MESSAGE_RECEIVED, message, as_of)
 
 
-def message_sent(*, message: Message) -> CallbackEvent | None:
+def message_sent(*, message: Message, as_of: dict[str, Any] | None = None) -> CallbackEvent | None:
     """A business message entered the thread: accepted by Meta, or sent from another app."""
-    return _message_event(EventType.MESSAGE_SENT, message)
+    return _message_event(EventType.MESSAGE_SENT, message, as_of)
 
 
 def message_failed(*, message: Message) -> CallbackEvent | None:
@@ -333,12 +347,17 @@ def conversation_created(*, conversation: Conversation) -> CallbackEvent | None:
     )
 
 
-def conversation_updated(*, conversation: Conversation, changes: list[str]) -> CallbackEvent | None:
+def conversation_updated(
+    *, conversation: Conversation, changes: list[str], as_of: dict[str, Any] | None = None
+) -> CallbackEvent | None:
     """``changes`` names what changed: status, assignee, labels, owner."""
     return event_emit(
         tenant_id=conversation.tenant_id,
         type=EventType.CONVERSATION_UPDATED,
-        payload={"conversation": conversation_data(conversation), "changes": sorted(changes)},
+        payload={
+            "conversation": as_of or conversation_data(conversation),
+            "changes": sorted(changes),
+        },
         conversation_id=conversation.pk,
     )
 

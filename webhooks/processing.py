@@ -85,7 +85,7 @@ _webhook_seen: dict[int, datetime] = {}
 _webhook_seen_lock = threading.Lock()
 
 
-def _record_webhook(account: Any) -> None:
+def record_webhook(account: Any) -> None:
     now = timezone.now()
     last = _webhook_seen.get(account.pk)
     if last is not None and last <= now < last + WEBHOOK_SEEN_INTERVAL:
@@ -97,7 +97,7 @@ def _record_webhook(account: Any) -> None:
         _webhook_seen[account.pk] = now
 
 
-def _order(event: meta_events.WebhookEvent) -> tuple[str, int]:
+def event_order(event: meta_events.WebhookEvent) -> tuple[str, int]:
     # One lock order for every worker (customer by customer), and Meta's time within a thread.
     return (event.customer_id or "", event.timestamp_ms or 0)
 
@@ -159,11 +159,11 @@ def process_event(event: WebhookEvent) -> str:
                     business_id[:64],
                 )
                 continue
-            _record_webhook(account)
+            record_webhook(account)
             erased = compliance.customers_erased(
                 account=account, igsids=[i.customer_id for i in items if i.customer_id]
             )
-            for item in sorted(items, key=_order):
+            for item in sorted(items, key=event_order):
                 erased_at = erased.get(item.customer_id or "")
                 if erased_at is not None and (
                     event.received_at <= erased_at

@@ -1,8 +1,10 @@
 """Moving stored webhook events on: claim, process, mark. The stored row is the truth.
 
-Workers claim pending events one at a time with ``SELECT … FOR UPDATE SKIP LOCKED`` and process
-each inside its claiming transaction, so a worker killed mid-event leaves it pending for the
-next one, and an event's effects and its "processed" mark commit together: exactly once.
+Workers claim pending events with ``SELECT … FOR UPDATE SKIP LOCKED`` and process them inside
+the claiming transaction, so a worker killed mid-event leaves it pending for the next one, and
+an event's effects and its "processed" mark commit together: exactly once. Customers' messages
+for known threads are claimed and stored many at a time (``webhooks.batch``); every other
+event is claimed and processed alone.
 
 The relay process (``manage.py webhook_relay``) only wakes workers up: it listens for the
 notification the ingest INSERT sends (or polls where there is no LISTEN) and publishes one
@@ -16,8 +18,9 @@ import time
 from datetime import timedelta
 
 import psycopg
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from webhooks import processing
@@ -43,38 +46,70 @@ def pending_exists() -> bool:
     )
 
 
-def _claim_and_process_one() -> bool:
-    """Claim the oldest due event and process it in its own transaction; False if none is due."""
+def due_claim() -> QuerySet[WebhookEvent]:
+    """Due pending events, oldest first, each locked as it is read (others skip it)."""
     now = timezone.now()
+    claim = (
+        WebhookEvent.objects.filter(status=WebhookEvent.Status.PENDING)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .order_by("id")
+    )
+    if connection.features.has_select_for_update_skip_locked:
+        claim = claim.select_for_update(skip_locked=True)
+    return claim
+
+
+def _claim_and_process_one(event_id: int | None = None) -> bool:
+    """Claim the oldest due event (or this one, if still due) and process it in its own
+    transaction; False if there is none."""
     with transaction.atomic():
-        claim = (
-            WebhookEvent.objects.filter(status=WebhookEvent.Status.PENDING)
-            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-            .order_by("id")
-        )
-        if connection.features.has_select_for_update_skip_locked:
-            claim = claim.select_for_update(skip_locked=True)
+        claim = due_claim()
+        if event_id is not None:
+            claim = claim.filter(pk=event_id)
         event = claim.first()
         if event is None:
             return False
-        _process_one(event)
+        process_one(event)
     return True
+
+
+def _batches_enabled() -> bool:
+    return (
+        int(settings.WEBHOOK_BATCH_SIZE) > 1
+        and connection.features.has_select_for_update_skip_locked
+    )
 
 
 def drain_batch(batch_size: int = BATCH_SIZE) -> int:
     """Claim and process up to ``batch_size`` pending events; the number handled.
 
-    Each event commits on its own: a transaction spanning many events would hold the contact
-    and conversation locks of all of them, so two workers whose batches share customers would
-    wait on each other (and deadlock, each deadlock costing a retry and a step to quarantine).
+    Customers' messages for known threads are stored many at a time (``webhooks.batch``),
+    everything else one event per transaction: a transaction spanning many arbitrary events
+    would hold the contact and conversation locks of all of them in no particular order, so
+    two workers whose batches share customers would deadlock.
     """
     handled = 0
-    while handled < batch_size and _claim_and_process_one():
-        handled += 1
+    while handled < batch_size:
+        if _batches_enabled():
+            from webhooks import batch
+
+            claimed, alone = batch.drain_together(
+                min(batch_size - handled, int(settings.WEBHOOK_BATCH_SIZE))
+            )
+            if not claimed:
+                break
+            for event_id in alone:
+                # Another worker may have taken it meanwhile: then it is theirs.
+                _claim_and_process_one(event_id)
+            handled += claimed
+        elif _claim_and_process_one():
+            handled += 1
+        else:
+            break
     return handled
 
 
-def _process_one(event: WebhookEvent) -> None:
+def process_one(event: WebhookEvent) -> None:
     event.attempts += 1
     note = ""
     try:

@@ -415,6 +415,9 @@ WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=4 * 1024 * 10
 # Wake-ups for the inbound workers waiting in the broker at most (about the workers that serve
 # the webhooks queue): the relay publishes no more while that many wait.
 WEBHOOK_DRAIN_WAKEUPS = env.int("WEBHOOK_DRAIN_WAKEUPS", default=4)
+# Stored deliveries an inbound worker claims at once: customers' messages for known threads
+# among them are stored together in one transaction; 1 processes every delivery alone.
+WEBHOOK_BATCH_SIZE = env.int("WEBHOOK_BATCH_SIZE", default=50)
 
 # Partner event callbacks: timeouts of one delivery, the retry schedule (exponential backoff
 # with jitter from the base up to the cap, for the window), when a failing endpoint is turned

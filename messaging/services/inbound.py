@@ -110,7 +110,7 @@ def our_app_ids() -> set[str]:
 # -- messages --------------------------------------------------------------------------------
 
 
-def _content_fields(content: Content) -> dict[str, Any]:
+def content_fields(content: Content) -> dict[str, Any]:
     return {
         "kind": content.kind,
         "text": clean_text(content.text),
@@ -173,16 +173,12 @@ def _insert_new_message(account: InstagramAccount, mid: str, **values: Any) -> M
     return message
 
 
-def _thread_locked(account: InstagramAccount, igsid: str) -> tuple[Contact, Conversation, bool]:
-    """The customer's contact and locked conversation (created if needed); ``new_contact``.
-
-    A known customer costs one statement: the conversation is read and locked with its contact,
-    and with whether the account has any enabled automation rule (the engine need not ask
-    again for a message no rule can answer). A new one takes the long way.
-    """
+def threads_locked(account: InstagramAccount) -> Any:
+    """The account's conversations with their contacts, locked when read, with whether the
+    account has any enabled automation rule (``account_has_enabled_rules``)."""
     from automation.models import Rule
 
-    found = (
+    return (
         Conversation.objects.select_for_update(of=("self",))
         .select_related("contact")
         .annotate(
@@ -190,15 +186,42 @@ def _thread_locked(account: InstagramAccount, igsid: str) -> tuple[Contact, Conv
                 Rule.objects.filter(account_id=OuterRef("account_id"), enabled=True)
             )
         )
-        .filter(contact__account=account, contact__igsid=igsid)
-        .first()
+        .filter(contact__account=account)
     )
+
+
+def _thread_locked(account: InstagramAccount, igsid: str) -> tuple[Contact, Conversation, bool]:
+    """The customer's contact and locked conversation (created if needed); ``new_contact``.
+
+    A known customer costs one statement: the conversation is read and locked with its contact,
+    and with whether the account has any enabled automation rule (the engine need not ask
+    again for a message no rule can answer). A new one takes the long way.
+    """
+    found = threads_locked(account).filter(contact__igsid=igsid).first()
     if found is not None:
         return found.contact, found, False
     contact, new_contact = contact_get_or_create(account=account, igsid=igsid)
     conversation = conversation_lock(account=account, contact=contact)
     conversation.contact = contact
     return contact, conversation, new_contact
+
+
+def message_values(
+    *, direction: str, sender_kind: str, sent_at: datetime, app_id: str, is_standby: bool
+) -> dict[str, Any]:
+    """A received message's fields besides its content."""
+    return {
+        "direction": direction,
+        "sender_kind": sender_kind,
+        "sent_at": sent_at,
+        "app_id": clean_text(app_id, max_length=64),
+        "is_standby": is_standby,
+        "status": (
+            Message.Status.RECEIVED
+            if direction == Message.Direction.INBOUND
+            else Message.Status.SENT
+        ),
+    }
 
 
 def message_receive(
@@ -222,19 +245,14 @@ def message_receive(
     """
     igsid = clean_igsid(igsid)
     mid = clean_mid(mid)
-    values = {
-        "direction": direction,
-        "sender_kind": sender_kind,
-        "sent_at": sent_at,
-        "app_id": clean_text(app_id, max_length=64),
-        "is_standby": is_standby,
-        "status": (
-            Message.Status.RECEIVED
-            if direction == Message.Direction.INBOUND
-            else Message.Status.SENT
-        ),
-    }
-    content_values = _content_fields(content)
+    values = message_values(
+        direction=direction,
+        sender_kind=sender_kind,
+        sent_at=sent_at,
+        app_id=app_id,
+        is_standby=is_standby,
+    )
+    content_values = content_fields(content)
     # Inside a caller's transaction no savepoint of its own: everything that can reject the
     # event (``InvalidInboundEvent``) ran above, and any other error rolls back what encloses it.
     with transaction.atomic(savepoint=False):
@@ -251,29 +269,36 @@ def message_receive(
             _fill_placeholder(message, conversation, values, content)
             arrived = True
         if arrived:
-            _note_arrival(conversation, message, opens_window)
+            note_arrival(conversation, message, opens_window)
             if direction == Message.Direction.INBOUND:
-                _refresh_profile_if_stale(contact)
+                refresh_profile_if_stale(contact)
         if is_standby:
             conversation.owned_by_other_app = True
         conversation.save()
         if new_contact:
             partner_events.conversation_created(conversation=conversation)
         if arrived:
-            _partner_events_of_arrival(conversation, message, status_before)
+            partner_events_of_arrival(conversation, message, status_before)
     return message, arrived
 
 
-def _partner_events_of_arrival(
-    conversation: Conversation, message: Message, status_before: str
+def partner_events_of_arrival(
+    conversation: Conversation,
+    message: Message,
+    status_before: str,
+    as_of: dict[str, Any] | None = None,
 ) -> None:
+    """Tell partners of an arrival; ``as_of``: the conversation as that arrival left it."""
     if message.direction == Message.Direction.INBOUND:
-        partner_events.message_received(message=message)
+        partner_events.message_received(message=message, as_of=as_of)
     elif message.app_id not in our_app_ids():
         # Sent from the Instagram app or another app; our own sends are told by the outbox.
-        partner_events.message_sent(message=message)
-    if conversation.status != status_before:
-        partner_events.conversation_updated(conversation=conversation, changes=["status"])
+        partner_events.message_sent(message=message, as_of=as_of)
+    status = as_of["status"] if as_of is not None else conversation.status
+    if status != status_before:
+        partner_events.conversation_updated(
+            conversation=conversation, changes=["status"], as_of=as_of
+        )
 
 
 def _fill_placeholder(
@@ -286,14 +311,14 @@ def _fill_placeholder(
     message.kind = content.kind
     if message.deleted_at is None:
         edited_text = message.text
-        for name, value in _content_fields(content).items():
+        for name, value in content_fields(content).items():
             setattr(message, name, value)
         if message.edit_count:
             message.text = edited_text
     message.save()
 
 
-def _note_arrival(conversation: Conversation, message: Message, opens_window: str) -> None:
+def note_arrival(conversation: Conversation, message: Message, opens_window: str) -> None:
     sent_at = message.sent_at
     if conversation.last_message_at is None or sent_at > conversation.last_message_at:
         conversation.last_message_at = sent_at
@@ -601,7 +626,7 @@ def comment_receive(
 # -- contact profiles --------------------------------------------------------------------------
 
 
-def _refresh_profile_if_stale(contact: Contact) -> None:
+def refresh_profile_if_stale(contact: Contact) -> None:
     fetched = contact.profile_fetched_at
     if fetched is not None and timezone.now() - fetched < PROFILE_MAX_AGE:
         return
@@ -747,6 +772,17 @@ def message_content(event: meta_events.MessageEvent) -> Content:
     )
 
 
+_OPENERS: dict[str, str] = {
+    Kind.STORY_MENTION: WindowOpener.STORY_MENTION,
+    Kind.STORY_REPLY: WindowOpener.STORY_REPLY,
+}
+
+
+def window_opener(content: Content) -> str:
+    """What a customer's message of this content opens the reply window with."""
+    return _OPENERS.get(content.kind, WindowOpener.MESSAGE)
+
+
 def _synthetic_mid(prefix: str, event: meta_events.WebhookEvent) -> str:
     """A stable key for a thread item Meta gives no message id (never sent back to Meta)."""
     return f"{prefix}:" + hashlib.sha256(event.dedupe_key.encode("utf-8", "replace")).hexdigest()
@@ -843,11 +879,7 @@ def inbound_event_apply(
             )
         else:
             direction, sender_kind = Message.Direction.INBOUND, Message.SenderKind.CUSTOMER
-            openers: dict[str, str] = {
-                Kind.STORY_MENTION: WindowOpener.STORY_MENTION,
-                Kind.STORY_REPLY: WindowOpener.STORY_REPLY,
-            }
-            opens = openers.get(content.kind, WindowOpener.MESSAGE)
+            opens = window_opener(content)
         message, arrived = message_receive(
             account=account,
             igsid=customer or "",
