@@ -315,3 +315,46 @@ def test_a_delivery_left_for_later_keeps_its_customers_later_messages_behind_it(
     with scope(tenant=tenant):
         stored = set(Message.objects.values_list("mid", flat=True))
         assert stored == {"first", "known", "second", "other"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_draining_shared_customers_neither_deadlock_nor_double_count(
+    settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    settings.WEBHOOK_BATCH_SIZE = 25
+    tenant: Tenant = TenantFactory()
+    account = InstagramAccountFactory(tenant=tenant)
+    business = account.ig_user_id
+    customers = [f"77700{i:02d}" for i in range(10)]
+    for n, customer in enumerate(customers):
+        _store(business, _message(business, customer, f"first-{customer}", n))
+    relay.drain()
+    # Each batch holds all ten customers' threads: the workers always want the same locks.
+    for n in range(400):
+        _store(business, _message(business, customers[(n * 7) % 10], f"m-{n}", 100 + n))
+
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            while relay.drain_batch(25):
+                pass
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    assert "webhook batch of" not in caplog.text  # no batch fell back (a deadlock would)
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {"processed"}
+    assert set(WebhookEvent.objects.values_list("attempts", flat=True)) == {1}
+    with scope(tenant=tenant):
+        assert Message.objects.count() == 410
+        assert sum(Conversation.objects.values_list("unread_count", flat=True)) == 410
