@@ -376,6 +376,17 @@ def backlog(
                 api_errors += 1
             done.wait(max(0.0, tick + 0.2 - time.monotonic()))
 
+    # The same read with the worker idle (nobody has woken it yet): what the drain adds.
+    idle_ms: list[float] = []
+    for i in range(55):
+        tick = time.monotonic()
+        status, _ = http_request(
+            stack.web_port, "GET", "/api/v1/conversations?page_size=20",
+            headers={"Authorization": f"Bearer {api_key}"}, timeout=10,
+        )  # fmt: skip
+        if status == 200 and i >= 5:  # the first reads warm gunicorn's workers up
+            idle_ms.append((time.monotonic() - tick) * 1000)
+        time.sleep(0.05)
     threads = [threading.Thread(target=sample_memory), threading.Thread(target=poll_api)]
     for thread in threads:
         thread.start()
@@ -416,6 +427,8 @@ def backlog(
             "errors": api_errors,
             "p50_ms": round(loadgen.percentile([m / 1000 for m in api_ms], 50) * 1000, 1),
             "p99_ms": round(loadgen.percentile([m / 1000 for m in api_ms], 99) * 1000, 1),
+            "idle_p50_ms": round(loadgen.percentile([m / 1000 for m in idle_ms], 50) * 1000, 1),
+            "idle_p99_ms": round(loadgen.percentile([m / 1000 for m in idle_ms], 99) * 1000, 1),
         },
     }
 
@@ -952,7 +965,9 @@ def report(results: dict[str, Any]) -> str:
             f"{b['quarantined']} quarantined, {b['duplicate_messages']} duplicate messages, "
             f"{b['wall_seconds']} s from relay start; worker RSS max {b['worker_rss_mib']} "
             f"MiB; API p50 {b['api']['p50_ms']} ms, p99 {b['api']['p99_ms']} ms "
-            f"({b['api']['requests']} reads, {b['api']['errors']} errors) -> {_verdict(ok)}"
+            f"({b['api']['requests']} reads, {b['api']['errors']} errors; idle before the "
+            f"drain p50 {b['api'].get('idle_p50_ms')} ms, p99 {b['api'].get('idle_p99_ms')} ms)"
+            f" -> {_verdict(ok)}"
         )
         return "\n".join(lines)
     results.setdefault("webhook_steps", [])
