@@ -57,9 +57,9 @@ from bench.stack import (
     AppStack,
     Postgres,
     PrivateRedis,
-    _stop_group,
     finish_run,
     free_port,
+    stop_group,
     wait_until,
     workspace,
 )
@@ -118,7 +118,7 @@ class IsolationStack(AppStack):
     def stop(self) -> None:
         process = self.processes.pop("worker_default", None)
         if process is not None:
-            _stop_group(process, grace=15)
+            stop_group(process, grace=15)
         super().stop()
 
 

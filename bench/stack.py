@@ -124,7 +124,7 @@ def _pg_bin() -> Path:
     return versions[0]
 
 
-def _stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+def stop_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     """SIGTERM the group's leader (graceful stop), then SIGKILL the whole group after ``grace``."""
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -262,7 +262,7 @@ class PrivateRedis:
     def stop(self) -> None:
         """Stop the server: clients are refused until ``start`` (its data is gone)."""
         if self.process is not None:
-            _stop_group(self.process, grace=5)
+            stop_group(self.process, grace=5)
             self.process = None
 
     def pause(self) -> None:
@@ -403,7 +403,7 @@ class AppStack:
         for name in ("web", "relay", "worker"):
             process = self.processes.pop(name, None)
             if process is not None:
-                _stop_group(process, grace=15)
+                stop_group(process, grace=15)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.workdir / f"{name}.log"

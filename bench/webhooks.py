@@ -73,6 +73,7 @@ from bench.stack import (
     message_body,
     sha256_hex,
     sign,
+    stop_group,
     stored_digests,
     wait_until,
     workspace,
@@ -437,6 +438,8 @@ def backlog(
 
 CAPACITY_RESULTS = ROOT / "bench" / "results" / "p2_capacity.json"
 BASELINE = ROOT / "bench" / "baselines" / "p2_capacity.json"
+WEB_BASELINE = ROOT / "bench" / "baselines" / "p2_capacity_web.json"
+BARE_BASELINE = ROOT / "bench" / "baselines" / "p2_capacity_bare.json"
 P2_P99_LIMIT_MS = 250.0
 P2_NON_2XX_LIMIT = 0.01  # share of a step's requests
 P2_TARGET_RPS = 600
@@ -464,16 +467,16 @@ def capacity(stack: AppStack, events: Events, results: dict[str, Any]) -> None:
     rate = settings["start"]
     while rate <= settings["max"]:
         backlog_at_start = db_counts(stack.pg, stack.dbname).pending
-        step = _step(
-            stack.web_port, partial(events.request, f"k{rate}"), rate, settings["step_seconds"]
-        )
+        request = _bare if settings.get("bare") else partial(events.request, f"k{rate}")
+        step = _step(stack.web_port, request, rate, settings["step_seconds"])
         step["backlog_at_start"] = backlog_at_start
         step["held"] = _holds(step)
         cap["steps"].append(step)
         _print_step("webhook", step)
         if not step["held"]:
             return
-        step["drain"] = _wait_drained(stack, timeout=settings["drain_timeout"])
+        if not settings.get("web_only"):
+            step["drain"] = _wait_drained(stack, timeout=settings["drain_timeout"])
         rate += settings["step"]
 
 
@@ -1034,6 +1037,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capacity-max", type=int, default=1500, help="req/s of the last step")
     parser.add_argument("--baseline", type=Path, default=BASELINE, help="P2 baseline file")
     parser.add_argument(
+        "--web-only",
+        action="store_true",
+        help="P2: stop the worker and relay first (the web tier alone; deliveries wait stored)",
+    )
+    parser.add_argument(
+        "--bare",
+        action="store_true",
+        help="P2: step the bare Django view instead (this machine's ceiling; implies --web-only)",
+    )
+    parser.add_argument(
         "--save-baseline", action="store_true", help="P2: store this run as the baseline"
     )
     parser.add_argument(
@@ -1091,10 +1104,19 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {
                 "start": args.capacity_start, "step": args.capacity_step,
                 "max": args.capacity_max, "step_seconds": args.step_seconds,
-                "drain_timeout": args.drain_timeout,
+                "drain_timeout": args.drain_timeout, "web_only": args.web_only or args.bare,
+                "bare": args.bare,
             },
             "steps": [],
-            "baseline_path": str(args.baseline),
+            "baseline_path": str(
+                args.baseline
+                if args.baseline != BASELINE
+                else BARE_BASELINE
+                if args.bare
+                else WEB_BASELINE
+                if args.web_only
+                else BASELINE
+            ),
         }  # fmt: skip
     if args.soak:
         results["soak"] = {
@@ -1130,6 +1152,13 @@ def main(argv: list[str] | None = None) -> int:
             _step(stack.web_port, lambda i: events.request("w", i), 50, 3)  # warm-up
             _step(stack.web_port, _bare, 50, 2)
             _wait_drained(stack, timeout=60)
+            if args.capacity and (args.web_only or args.bare):
+                # The web tier alone, as when workers run on other machines: deliveries wait
+                # in the table, and the two CPUs serve acknowledgements only.
+                for name in ("worker", "relay"):
+                    process = stack.processes.pop(name, None)
+                    if process is not None:
+                        stop_group(process)
             if args.capacity:
                 print("P2: stepping the webhook rate until a step does not hold")
                 capacity(stack, events, results)

@@ -291,6 +291,9 @@ CELERY_TASK_ROUTES = {
     "maintenance.*": {"queue": "maintenance"},
 }
 CELERY_TIMEZONE = "UTC"
+# Workers run this much nicer than web processes (0: the same priority), so that on shared
+# CPUs webhook acknowledgements and pages go first and stored work takes what is left.
+WORKER_CPU_NICE = env.int("WORKER_CPU_NICE", default=10)
 CELERY_BEAT_SCHEDULE = {
     # A safety net under the relay: stored webhook events are processed even if it stopped.
     "webhooks-drain": {

@@ -86,3 +86,23 @@ def test_a_task_for_another_tenants_row_does_nothing(
     wait_for(lambda: mails_to(mine.user.email) == 1, timeout=30)
     assert celery_worker.log().count("succeeded") >= 2  # both ran; the foreign one did nothing
     assert mails_to(foreign.user.email) == 0
+
+
+def test_the_worker_and_its_pool_run_nicer_than_web_requests(celery_worker: Worker) -> None:
+    """On shared CPUs acknowledgements and pages go first (``WORKER_CPU_NICE``, 10)."""
+    import os
+
+    def nice_of(pid: int) -> int:
+        # /proc/<pid>/stat: the 19th field is the nice value (after the parenthesised name).
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[16])
+
+    def pool() -> list[int]:
+        children = Path(f"/proc/{celery_worker.process.pid}/task/{celery_worker.process.pid}")
+        text = (children / "children").read_text() if (children / "children").exists() else ""
+        return [int(pid) for pid in text.split()]
+
+    wait_for(lambda: len(pool()) == 2, timeout=30)
+    here = os.nice(0)
+    assert nice_of(celery_worker.process.pid) == here + 10
+    assert [nice_of(pid) for pid in pool()] == [here + 10, here + 10]
