@@ -8,9 +8,9 @@ their effects and marks commit together, as one at a time.
 
 Everything else (other events, new customers, erased customers, unknown accounts, bodies that
 do not parse) and everything that fails in the batch is processed one at a time after the
-batch commits, by the same code as before (``relay.process_one``, each claimed anew). Once one delivery of a
-customer goes that way, every later one of that customer in the batch does too: a thread's
-deliveries are applied in the order they were stored.
+batch commits, each claimed anew, by the same code as before (``relay.process_one``). Once
+one delivery of a customer goes that way, every later one of that customer in the batch does
+too: a thread's deliveries are applied in the order they were stored.
 """
 
 from __future__ import annotations
