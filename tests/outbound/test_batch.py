@@ -7,6 +7,7 @@ The outbox runs in this process against the sandbox; the task is called as a wor
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -69,6 +70,15 @@ def threads(sandbox: RunningSandbox, world: World) -> list[Conversation]:
     """Eight customers who each just wrote to Acme (windows open), disclosure off."""
     outbound.messaging_settings_update(tenant_id=world.tenant.pk, disclosure_mode="never")
     return customers(sandbox, world, 8)
+
+
+@pytest.fixture
+def patient_retries() -> Iterator[None]:
+    """A minute's wait before any retry. These tests back off by at most a tenth of a second,
+    so on a slow machine the pump that follows a batch could find a retried row already due and
+    hand it on again before the test looks at it."""
+    with mock.patch.object(outbox, "backoff_delay", return_value=60.0):
+        yield
 
 
 def _sent_to(sandbox: RunningSandbox, prefix: str) -> list[str]:
@@ -207,7 +217,11 @@ def test_a_budget_short_of_the_batch_sends_what_it_may_and_hands_back_the_rest(
 
 
 def test_a_failed_call_in_a_batch_is_retried_alone_and_the_rest_are_sent(
-    world: World, sandbox: RunningSandbox, threads: list[Conversation], drive: Drive
+    world: World,
+    sandbox: RunningSandbox,
+    threads: list[Conversation],
+    drive: Drive,
+    patient_retries: None,
 ) -> None:
     _queue(threads[:4], "fails")
     sandbox.fault(match="/messages", kind="5xx", count=1, status=503)
@@ -266,7 +280,11 @@ def test_the_call_threads_never_touch_the_database(
 
 
 def test_an_unexpected_failure_of_one_row_leaves_it_waiting_and_the_rest_sent(
-    world: World, sandbox: RunningSandbox, threads: list[Conversation], drive: Drive
+    world: World,
+    sandbox: RunningSandbox,
+    threads: list[Conversation],
+    drive: Drive,
+    patient_retries: None,
 ) -> None:
     """A bug or an outage while one row's call is made: that row goes back to the outbox for a
     later try (never lost, never marked sent), its neighbours in the batch are sent."""
