@@ -182,11 +182,13 @@ async def deliver_with_retries(
     deadline: float,
     timeout: float = 10.0,
     backoff: Callable[[int], float] | None = None,
+    in_flight: set[str] | None = None,
 ) -> None:
     """Meta's side of a webhook: first attempts at ``rate``, retries until a 200 or ``deadline``.
 
     Anything but a 200 (an error status, a reset connection, a timeout) is retried after
-    ``backoff(attempt)`` seconds; ``deadline`` is a ``time.monotonic()`` value.
+    ``backoff(attempt)`` seconds; ``deadline`` is a ``time.monotonic()`` value. ``in_flight``,
+    when given, holds the keys of the deliveries sent and not yet answered at each moment.
     """
 
     def default_backoff(attempt: int) -> float:
@@ -200,7 +202,13 @@ async def deliver_with_retries(
         attempt = 0
         while True:
             began = time.monotonic()
-            status, error, _ = await send(port, delivery.request, timeout=timeout)
+            if in_flight is not None:
+                in_flight.add(delivery.key)
+            try:
+                status, error, _ = await send(port, delivery.request, timeout=timeout)
+            finally:
+                if in_flight is not None:
+                    in_flight.discard(delivery.key)
             delivery.attempts.append(Outcome(delivery.key, began, time.monotonic(), status, error))
             if status == 200:
                 return

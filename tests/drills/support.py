@@ -13,8 +13,12 @@ from bench import loadgen
 from bench.stack import Counts, Postgres, db_counts, stored_digests
 from bench.webhooks import Events
 
-# Drills run at CI size; RELIABILITY's full-length outages are 120 s (PostgreSQL), 60 s (Redis).
-OUTAGE_SECONDS = float(os.environ.get("DRILL_OUTAGE_SECONDS", "30"))
+
+def outage_seconds(full: float) -> float:
+    """How long a drill's outage lasts: RELIABILITY's full length (120 s for PostgreSQL, 60 s
+    for Redis) unless DRILL_OUTAGE_SECONDS asks for a shorter try."""
+    wanted = os.environ.get("DRILL_OUTAGE_SECONDS", "").strip()
+    return float(wanted) if wanted else full
 
 
 def deliveries(business: str, run: str, count: int) -> list[loadgen.Delivery]:
@@ -91,7 +95,7 @@ def run_with_outage(
     before: float,
     take_down: Callable[[], None],
     bring_back: Callable[[], None],
-    outage_seconds: float = OUTAGE_SECONDS,
+    outage_seconds: float,
     retry_window: float = 90.0,
     backoff: Callable[[int], float] | None = None,
 ) -> Outage:

@@ -26,19 +26,34 @@ def test_w8_every_acknowledged_event_survives_killed_web_workers(
 ) -> None:
     sent = deliveries(drill.seed["ig_user_id"], "w8", DELIVERIES)
     kills: list[int] = []
+    in_flight: set[str] = set()
+
+    def kill(pids: list[int]) -> None:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                kills.append(pid)
+            except ProcessLookupError:
+                pass
 
     async def killer(until: float) -> None:
-        # Random points: workers are killed mid-request, between requests, while booting.
+        # Random points: one worker at a random instant (mid-request, between requests, while
+        # booting), or, every other time, every worker a few milliseconds after a delivery was
+        # sent, so some kills surely land inside a request: before its commit, after it, or
+        # while the answer is being written.
+        aimed = False
         while time.monotonic() < until:
             await asyncio.sleep(random.uniform(0.5, 2.0))
-            pids = drill.stack.web_worker_pids()
-            if pids:
-                pid = random.choice(pids)
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    kills.append(pid)
-                except ProcessLookupError:
-                    pass
+            aimed = not aimed
+            if not aimed:
+                pids = drill.stack.web_worker_pids()
+                if pids:
+                    kill([random.choice(pids)])
+                continue
+            while not in_flight and time.monotonic() < until:
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(random.uniform(0.0, 0.005))
+            kill(drill.stack.web_worker_pids())
 
     async def run() -> None:
         first_attempts_end = time.monotonic() + DELIVERIES / RATE
@@ -50,6 +65,7 @@ def test_w8_every_acknowledged_event_survives_killed_web_workers(
             deadline=time.monotonic() + 120,
             timeout=5.0,  # Meta counts a delivery not acknowledged within 5 s as failed
             backoff=lambda attempt: random.uniform(0.5, 1.0) * min(8.0, 2.0**attempt),
+            in_flight=in_flight,
         )
         await kill_task
 
