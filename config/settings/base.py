@@ -294,6 +294,13 @@ CELERY_TIMEZONE = "UTC"
 # Workers run this much nicer than web processes (0: the same priority), so that on shared
 # CPUs webhook acknowledgements and pages go first and stored work takes what is left.
 WORKER_CPU_NICE = env.int("WORKER_CPU_NICE", default=10)
+# Worker processes keep their PostgreSQL connections in a pool (at most one per task the worker
+# runs at once) instead of opening one for every task; off: one connection per task.
+WORKER_DB_POOL = env.bool("WORKER_DB_POOL", default=True)
+# Celery's closing of every connection after each task would also throw away a prefork child's
+# pool; with the pool it happens every 1,000 tasks (the pool is then rebuilt), and after each
+# task the connection only goes back to the pool (config.celery_app).
+CELERY_DB_REUSE_MAX = 1000 if WORKER_DB_POOL else None
 CELERY_BEAT_SCHEDULE = {
     # A safety net under the relay: stored webhook events are processed even if it stopped.
     "webhooks-drain": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,3 +107,36 @@ def test_the_worker_and_its_pool_run_nicer_than_web_requests(celery_worker: Work
     here = os.nice(0)
     assert nice_of(celery_worker.process.pid) == here + 10
     assert [nice_of(pid) for pid in pool()] == [here + 10, here + 10]
+
+
+def test_the_worker_keeps_its_database_connections_between_tasks(
+    celery_worker: Worker,
+    tenant: Tenant,
+    other_tenant: Tenant,
+    make_member: Callable[..., Membership],
+) -> None:
+    """Tasks borrow connections from the worker's pool (``WORKER_DB_POOL``): thirty tasks
+    open a handful of sessions in PostgreSQL, not thirty."""
+    from django.db import connection
+
+    from accounts import tasks
+
+    foreign = make_member(other_tenant, Role.AGENT)
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+            )
+            return int(cursor.fetchone()[0])
+
+    wait_for(lambda: "ready" in celery_worker.log(), timeout=30)
+    tasks.membership_welcome_email.delay(tenant.pk, foreign.pk)  # the pool children connect
+    wait_for(lambda: celery_worker.log().count("succeeded") >= 1, timeout=30)
+    before = sessions()
+    for _ in range(30):
+        # Another tenant's membership: each task reads the database and finds nothing.
+        tasks.membership_welcome_email.delay(tenant.pk, foreign.pk)
+    wait_for(lambda: celery_worker.log().count("succeeded") >= 31, timeout=60)
+    time.sleep(1.0)  # PostgreSQL publishes its session counts about once a second
+    assert sessions() - before <= 4
