@@ -1,10 +1,11 @@
 """Outbound benchmark (D11): sends per second end to end and queue wait at the configured rate.
 
     python bench/outbound.py [--sends 1000] [--accounts 1] [--workers 2] [--threads 50]
-                             [--latency-ms 200] [--db-reuse 0] [--arrival-rate 0] [--bulk]
+                             [--latency-ms 200] [--db-pool on] [--arrival-rate 0] [--bulk]
+                             [--sandbox process]
 
 Runs against the local PostgreSQL and Redis (a private database and key prefix, removed
-afterwards) and an in-process Meta sandbox answering every call after ``--latency-ms``. Queues
+afterwards) and a Meta sandbox answering every call after ``--latency-ms``. Queues
 ``--sends`` automated replies to ``--customers`` open threads spread over ``--accounts``
 Instagram accounts (one account is capped by its own send budget, 80 text sends/s by default;
 D11's 200/s is a box-wide figure, so it needs several), starts the outbound workers (thread
@@ -14,9 +15,20 @@ pool) and the outbox relay, and reports:
 - queue wait (queued -> claimed by a worker) and time to accepted (queued -> Meta's answer),
   p50/p95/max,
 - rate-limit answers from the sandbox (must be 0) and the configured per-account rate,
-- CPU milliseconds per send of each process group (workers, relay, this process with the
-  sandbox, PostgreSQL, Redis) and how busy the whole machine was, measured from the first
-  send accepted to the last, with the load average before and after the run.
+- CPU milliseconds per send of each process group and how busy the whole machine was,
+  measured from the first send accepted to the last (in the open loop, from the first send
+  queued), with the load average before and after the run. Keys of ``cpu_ms_per_send``:
+  ``workers``, ``relay``, ``bench`` (this process: seeding, queueing in the open loop,
+  polling), ``sandbox`` (the sandbox process), ``postgresql`` (the whole server), ``redis``,
+  ``machine_ms_per_send`` (every CPU on the machine) and ``machine_busy_share``; with
+  ``--sandbox inline`` the sandbox runs in this process and ``bench`` and ``sandbox`` are one
+  key, ``bench+sandbox``.
+
+``--sandbox process`` (the default) serves the sandbox as its own process
+(``python -m integrations.meta.sandbox serve`` on a free 127.0.0.1 port, the default world,
+no webhook delivery), so its HTTP threads do not compete with the queueing threads of the open
+loop for this process's interpreter; ``--sandbox inline`` serves it from threads of this
+process, as earlier versions of this benchmark did.
 
 By default every send is queued before the workers start (a backlog drained as fast as the
 budgets allow). ``--arrival-rate R`` queues them instead at R per second while the workers run
@@ -26,9 +38,8 @@ p95 < 1 s at 50 sends/s"; the time to accepted then counts from each send's queu
 ``--bulk`` seeds a long run fast (D11's ten minutes at 200/s is 120,000 sends): one send per
 thread is queued the ordinary way, the rest are copies of those rows written in bulk.
 
-``--db-reuse N`` starts the workers with Celery's ``CELERY_DB_REUSE_MAX = N`` (a worker thread
-keeps its database connection for N tasks instead of opening one per task), to show what that
-setting would buy; 0 runs them as configured.
+``--db-pool off`` starts the workers without their connection pool (``WORKER_DB_POOL``), one
+database connection per task, to show what the pool buys.
 
 Prints a table and writes ``bench/results/outbound.json``.
 """
@@ -39,10 +50,17 @@ import argparse
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from integrations.meta.sandbox.testing import RunningSandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -102,17 +120,23 @@ def _machine_busy() -> tuple[float, float]:
     return (sum(values) - idle) / _TICKS, sum(values) / _TICKS
 
 
-def _cpu_snapshot(workers: list[int], relay: int) -> dict[str, float]:
+def _cpu_snapshot(workers: list[int], relay: int, sandbox: int | None) -> dict[str, float]:
     """CPU seconds so far per process group. PostgreSQL backends that ended are counted in
-    the postmaster's children time; the whole server is counted, other databases included."""
+    the postmaster's children time; the whole server is counted, other databases included.
+    ``sandbox`` is the sandbox process; without one the sandbox is part of this process."""
     postgres = 0.0
     for pid in _pids_named("postgres"):
         postgres += _proc_cpu(pid, children=True)
     busy, total = _machine_busy()
+    own: dict[str, float] = (
+        {"bench": _proc_cpu(os.getpid()), "sandbox": _proc_cpu(sandbox)}
+        if sandbox is not None
+        else {"bench+sandbox": _proc_cpu(os.getpid())}
+    )
     return {
         "workers": sum(_group_cpu(pid) for pid in workers),
         "relay": _group_cpu(relay),
-        "bench+sandbox": _proc_cpu(os.getpid()),
+        **own,
         "postgresql": postgres,
         "redis": sum(_proc_cpu(pid) for pid in _pids_named("redis-server")),
         "machine_busy": busy,
@@ -120,16 +144,81 @@ def _cpu_snapshot(workers: list[int], relay: int) -> dict[str, float]:
     }
 
 
-def _worker_command(base: list[str], reuse: int) -> list[str]:
-    if not reuse:
-        return base
-    # The same worker, with Celery's connection reuse switched on before it starts.
-    argv = base[base.index("worker") :]
-    code = (
-        "import sys; from config.celery_app import app; "
-        f"app.conf['CELERY_DB_REUSE_MAX'] = {int(reuse)}; app.worker_main(sys.argv[1:])"
+class SandboxProcess:
+    """The sandbox served by its own process, driven over its control API: the part of the
+    in-process ``RunningSandbox`` this benchmark uses."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str) -> None:
+        self.process = process
+        self.pid = process.pid
+        self.url = url
+        self.facebook_url = f"{url}/facebook"
+        self.instagram_url = f"{url}/instagram"
+
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        from integrations.meta.sandbox.__main__ import call
+
+        return call(self.url, method, path, body)
+
+    def customer(self, ref: str, action: str, **body: Any) -> Any:
+        return self.control("POST", f"customers/{ref}/{action}", body)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _sandbox_process(log: Path) -> Iterator[SandboxProcess]:
+    """Serve the default sandbox world (as ``running_sandbox()`` does: seeded, no webhook
+    delivery, state in memory) from its own process for the duration."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "integrations.meta.sandbox", "serve"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*command, "--port", str(port), "--no-deliver"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the sandbox exited ({process.returncode}), see {log}")
+            try:
+                with urllib.request.urlopen(f"{url}/", timeout=2):  # noqa: S310
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the sandbox did not answer on {url}") from None
+                time.sleep(0.1)
+        yield SandboxProcess(process, url)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _analyze() -> None:
+    """Refresh the planner's statistics of the outbox and message tables after a bulk seed, as
+    a long-lived database would have them (planned on empty-table statistics, the first
+    minute of a long run crawls)."""
+    from django.db import connection
+
+    from messaging.models import Message, OutboundJob
+
+    tables = ", ".join(
+        connection.ops.quote_name(model._meta.db_table) for model in (OutboundJob, Message)
     )
-    return [sys.executable, "-c", code, *argv]
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")
 
 
 def _copy_sends(total: int) -> None:
@@ -161,6 +250,10 @@ def _copy_sends(total: int) -> None:
             job._state.adding = True
             job.message = message
             job.payload = {**template.payload, "text": message.text}
+            # The template, its thread's head, was handed to the queue when it was queued; a
+            # copy waits behind it as a later send of the same thread does, for the relay.
+            job.status = OutboundJob.Status.PENDING
+            job.published_at = None
             jobs.append(job)
         OutboundJob.objects.bulk_create(jobs)
         made += chunk
@@ -175,7 +268,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=50)
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--rate", type=int, default=0, help="text sends/s (default: settings)")
-    parser.add_argument("--db-reuse", type=int, default=0, help="CELERY_DB_REUSE_MAX for workers")
+    parser.add_argument(
+        "--db-pool",
+        choices=["on", "off"],
+        default="on",
+        help="workers borrow database connections from a pool (off: one per task)",
+    )
     parser.add_argument("--arrival-threads", type=int, default=4, help="queueing threads")
     parser.add_argument(
         "--bulk",
@@ -187,6 +285,12 @@ def main() -> int:
         type=float,
         default=0.0,
         help="queue the sends at this many per second while the workers run (open loop)",
+    )
+    parser.add_argument(
+        "--sandbox",
+        choices=["process", "inline"],
+        default="process",
+        help="serve the Meta sandbox from its own process or from threads of this one",
     )
     args = parser.parse_args()
 
@@ -213,7 +317,14 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     try:
         app.control.purge()
-        with running_sandbox() as sbx:
+        sbx: SandboxProcess | RunningSandbox
+        with contextlib.ExitStack() as serving:
+            if args.sandbox == "process":
+                sbx = serving.enter_context(_sandbox_process(logs / "sandbox.log"))
+                sandbox_pid: int | None = sbx.pid
+            else:
+                sbx = serving.enter_context(running_sandbox())
+                sandbox_pid = None
             sbx.control(
                 "POST",
                 "rate_limits",
@@ -274,6 +385,7 @@ def main() -> int:
                     for i in range(min(args.sends, len(threads))):
                         queue(i)
                     _copy_sends(args.sends)
+                    _analyze()
                 elif not args.arrival_rate:
                     for i in range(args.sends):
                         queue(i)
@@ -290,13 +402,11 @@ def main() -> int:
                 "META_APP_SECRET": seed.META_APP_SECRET,
                 "OUTBOUND_RATE_TEXT": str(rate),
                 "LOG_LEVEL": "WARNING",
+                "WORKER_DB_POOL": "true" if args.db_pool == "on" else "false",
             }
             started = time.monotonic()
             for n in range(args.workers):
-                command = _worker_command(
-                    [*seed.worker_command(concurrency=args.threads)[:-2], "-l", "WARNING"],
-                    args.db_reuse,
-                )
+                command = [*seed.worker_command(concurrency=args.threads)[:-2], "-l", "WARNING"]
                 processes.append(
                     subprocess.Popen(
                         command,
@@ -320,6 +430,7 @@ def main() -> int:
             worker_pids = [p.pid for p in processes[:-1]]
             relay_pid = processes[-1].pid
             arrival: dict[str, float] = {}
+            first: tuple[int, dict[str, float]] | None = None
             if args.arrival_rate:
                 # Open loop: each send is queued at its own time, whatever the backlog, so the
                 # time to accepted is measured without coordinated omission.
@@ -327,6 +438,9 @@ def main() -> int:
                 # Several queueing threads (a send is several statements), each taking every
                 # n-th send at its own time.
                 begun = time.monotonic()
+                # The CPU window starts with the first send queued: the polling below only
+                # begins once every send is queued, when most are already accepted.
+                first = (0, _cpu_snapshot(worker_pids, relay_pid, sandbox_pid))
                 lateness: list[float] = []
                 queueing: list[float] = []
 
@@ -366,15 +480,14 @@ def main() -> int:
                 }
             with scope(tenant=tenant.pk):
                 deadline = time.monotonic() + max(120, args.sends / 5)
-                first: tuple[int, dict[str, float]] | None = None
                 while True:
                     done = OutboundJob.objects.filter(status="sent").count()
                     if first is None and done:
-                        first = (done, _cpu_snapshot(worker_pids, relay_pid))
+                        first = (done, _cpu_snapshot(worker_pids, relay_pid, sandbox_pid))
                     if done >= args.sends or time.monotonic() > deadline:
                         break
                     time.sleep(0.25)
-                last = (done, _cpu_snapshot(worker_pids, relay_pid))
+                last = (done, _cpu_snapshot(worker_pids, relay_pid, sandbox_pid))
                 load_after = os.getloadavg()
                 elapsed = time.monotonic() - started
                 jobs = list(OutboundJob.objects.filter(status="sent").order_by("sent_at"))
@@ -404,7 +517,8 @@ def main() -> int:
         cpu: dict[str, float] = {}
         if first is not None and last[0] > first[0]:
             count = last[0] - first[0]
-            for key in ("workers", "relay", "bench+sandbox", "postgresql", "redis"):
+            groups = [key for key in last[1] if not key.startswith("machine_")]
+            for key in groups:
                 cpu[key] = round((last[1][key] - first[1][key]) / count * 1000, 2)
             window = last[1]["machine_total"] - first[1]["machine_total"]
             busy = last[1]["machine_busy"] - first[1]["machine_busy"]
@@ -427,7 +541,8 @@ def main() -> int:
             "accepted_p50_s": round(_percentile(accepted, 0.5), 3),
             "accepted_p95_s": round(_percentile(accepted, 0.95), 3),
             "rate_limit_answers": limited,
-            "db_reuse_max": args.db_reuse,
+            "db_pool": args.db_pool,
+            "sandbox": args.sandbox,
             "arrival": arrival or "all queued before the workers started",
             "cpu_ms_per_send": cpu,
             "load_average_before": [round(v, 2) for v in load_before],
