@@ -590,15 +590,7 @@ class OutboundJob(models.Model):
                 condition=models.Q(status__in=["pending", "published", "sending", "held"]),
                 name="outbound_active_by_status",
             ),
-            # An account's rows by state, oldest first: the hand-on window and the in-flight
-            # count (messaging.outbox.pump).
-            models.Index(fields=["account", "status", "id"], name="outbound_account_queue"),
-            # An account's unfinished rows by thread: the skip scan over its threads' heads.
-            models.Index(
-                fields=["account", "conversation", "id"],
-                condition=models.Q(status__in=["pending", "published", "sending", "held"]),
-                name="outbound_active_by_account",
-            ),
+            models.Index(fields=["account", "status"], name="outbound_by_account"),
         ]
 
     def __str__(self) -> str:

@@ -206,34 +206,12 @@ def _accounts_sending() -> int:
         if held is not None:
             # Claimed first: the other threads keep the last figure instead of counting too.
             _sharing["held"] = (now + 1.0, held[1])
-    if _postgresql():
-        # One index probe per account (a skip scan), not one read per waiting row.
-        table = OutboundJob._meta.db_table
-        sql = f"""
-            WITH RECURSIVE sending(account_id) AS (
-                (
-                    SELECT account_id FROM {table} WHERE status = ANY(%(states)s)
-                    ORDER BY account_id LIMIT 1
-                )
-                UNION ALL
-                SELECT (
-                    SELECT t.account_id FROM {table} AS t
-                    WHERE t.status = ANY(%(states)s) AND t.account_id > sending.account_id
-                    ORDER BY t.account_id LIMIT 1
-                )
-                FROM sending WHERE sending.account_id IS NOT NULL
-            )
-            SELECT count(account_id) FROM sending
-        """  # noqa: S608 - the table name is the model's own
-        params: Any = {"states": [Status.PENDING, Status.PUBLISHED, Status.SENDING]}
-    else:
-        sql = (
-            f"SELECT count(DISTINCT account_id) FROM {OutboundJob._meta.db_table} "  # noqa: S608
-            "WHERE status IN (%s, %s, %s)"
-        )
-        params = [Status.PENDING, Status.PUBLISHED, Status.SENDING]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(
+            f"SELECT count(DISTINCT account_id) FROM {OutboundJob._meta.db_table} "  # noqa: S608
+            "WHERE status IN (%s, %s, %s)",
+            [Status.PENDING, Status.PUBLISHED, Status.SENDING],
+        )
         count = max(1, int(cursor.fetchone()[0]))
     _sharing["held"] = (now + 1.0, count)
     return count
@@ -439,102 +417,42 @@ def pump(*, account_id: int) -> int:
     in_flight = rows.filter(status__in=_IN_FLIGHT).count()
     room = account_share() - in_flight
     if room > 0 and account.status == InstagramAccount.Status.ACTIVE:
-        picked = _publish_heads(tenant_id, account_id, now, room, _OLDEST_WAITING)
-        if len(picked) < room:
-            picked += _publish_heads(tenant_id, account_id, now, room - len(picked), _THREAD_HEADS)
-        to_publish += sorted(picked)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                UPDATE {table} SET status = %s, published_at = %s
+                WHERE id IN (
+                    SELECT j.id FROM {table} AS j
+                    WHERE j.tenant_id = %s AND j.account_id = %s AND j.status = %s
+                    AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s)
+                    AND NOT EXISTS (
+                        SELECT 1 FROM {table} AS e
+                        WHERE e.conversation_id = j.conversation_id AND e.id < j.id
+                        AND e.status = ANY(%s)
+                    )
+                    ORDER BY j.id
+                    LIMIT %s
+                    FOR UPDATE SKIP LOCKED
+                )
+                AND status = %s
+                RETURNING id
+                """,  # noqa: S608 - the table name is the model's own
+                [
+                    Status.PUBLISHED,
+                    now,
+                    tenant_id,
+                    account_id,
+                    Status.PENDING,
+                    now,
+                    _ACTIVE,
+                    room,
+                    Status.PENDING,
+                ],
+            )
+            to_publish += sorted(row[0] for row in cursor.fetchall())
     if not to_publish:
         return 0
     return _publish(tenant_id, to_publish)
-
-
-# The rows ``pump`` looks at first: the account's oldest waiting rows, a bounded window (one
-# ordered index range). Enough in the common case, and its cost does not grow with the backlog.
-PUMP_WINDOW = 64
-_OLDEST_WAITING = """
-    SELECT w.id FROM {table} AS w
-    WHERE w.account_id = %(account)s AND w.status = %(pending)s
-    ORDER BY w.id LIMIT %(window)s
-"""
-# When the window holds too few heads of threads (a few threads with long queues in front):
-# the head of every thread of the account with unfinished rows, one index probe per thread
-# (a skip scan), and the waiting rows that belong to no thread.
-_THREAD_HEADS = """
-    WITH RECURSIVE threads(conversation_id) AS (
-        (
-            SELECT t.conversation_id FROM {table} AS t
-            WHERE t.account_id = %(account)s AND t.status = ANY(%(active)s)
-            AND t.conversation_id IS NOT NULL
-            ORDER BY t.conversation_id LIMIT 1
-        )
-        UNION ALL
-        SELECT (
-            SELECT t.conversation_id FROM {table} AS t
-            WHERE t.account_id = %(account)s AND t.status = ANY(%(active)s)
-            AND t.conversation_id > threads.conversation_id
-            ORDER BY t.conversation_id LIMIT 1
-        )
-        FROM threads WHERE threads.conversation_id IS NOT NULL
-    )
-    SELECT (
-        SELECT h.id FROM {table} AS h
-        WHERE h.account_id = %(account)s AND h.conversation_id = threads.conversation_id
-        AND h.status = ANY(%(active)s)
-        ORDER BY h.id LIMIT 1
-    )
-    FROM threads WHERE threads.conversation_id IS NOT NULL
-    UNION ALL
-    (
-        SELECT n.id FROM {table} AS n
-        WHERE n.account_id = %(account)s AND n.status = ANY(%(active)s)
-        AND n.conversation_id IS NULL
-        ORDER BY n.id LIMIT %(window)s
-    )
-"""
-
-
-def _publish_heads(
-    tenant_id: int, account_id: int, now: datetime, room: int, candidates: str
-) -> list[int]:
-    """Turn ``published`` at most ``room`` of ``candidates`` (a query of row ids): the oldest
-    that are waiting, due and at the head of their thread, skipping rows another relay or worker
-    holds. One statement."""
-    table = OutboundJob._meta.db_table
-    candidates = candidates.format(table=table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE {table} SET status = %(published)s, published_at = %(now)s
-            WHERE id IN (
-                SELECT j.id FROM {table} AS j
-                WHERE j.id IN ({candidates})
-                AND j.tenant_id = %(tenant)s AND j.account_id = %(account)s
-                AND j.status = %(pending)s
-                AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %(now)s)
-                AND NOT EXISTS (
-                    SELECT 1 FROM {table} AS e
-                    WHERE e.conversation_id = j.conversation_id AND e.id < j.id
-                    AND e.status = ANY(%(active)s)
-                )
-                ORDER BY j.id
-                LIMIT %(room)s
-                FOR UPDATE SKIP LOCKED
-            )
-            AND status = %(pending)s
-            RETURNING id
-            """,  # noqa: S608 - the table name is the model's own
-            {
-                "published": Status.PUBLISHED,
-                "pending": Status.PENDING,
-                "active": _ACTIVE,
-                "now": now,
-                "tenant": tenant_id,
-                "account": account_id,
-                "room": room,
-                "window": PUMP_WINDOW,
-            },
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 # -- the worker side: one row ------------------------------------------------------------------
