@@ -590,7 +590,18 @@ class OutboundJob(models.Model):
                 condition=models.Q(status__in=["pending", "published", "sending", "held"]),
                 name="outbound_active_by_status",
             ),
-            models.Index(fields=["account", "status"], name="outbound_by_account"),
+            # An account's rows by state, oldest first: the relay's hand-on takes the oldest
+            # waiting rows of an account and stops at the first few heads of threads
+            # (messaging.outbox.pump), so it reads only those, not every row the account ever
+            # sent; the in-flight count reads the same index.
+            models.Index(fields=["account", "status", "id"], name="outbound_account_queue"),
+            # Accounts with unfinished rows, counted by a skip scan (messaging.outbox
+            # ._accounts_sending) in a few steps per account, not a read of every waiting row.
+            models.Index(
+                fields=["account"],
+                condition=models.Q(status__in=["pending", "published", "sending", "held"]),
+                name="outbound_active_by_account",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -206,12 +206,36 @@ def _accounts_sending() -> int:
         if held is not None:
             # Claimed first: the other threads keep the last figure instead of counting too.
             _sharing["held"] = (now + 1.0, held[1])
+    sending = [Status.PENDING, Status.PUBLISHED, Status.SENDING]
+    table = OutboundJob._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT count(DISTINCT account_id) FROM {OutboundJob._meta.db_table} "  # noqa: S608
-            "WHERE status IN (%s, %s, %s)",
-            [Status.PENDING, Status.PUBLISHED, Status.SENDING],
-        )
+        if _postgresql():
+            # A skip scan over the index of unfinished rows by account: one step per account
+            # sending, however many rows wait (a plain count(DISTINCT) reads every one of them,
+            # 77 ms at 130,000 waiting, and every worker runs it once a second).
+            cursor.execute(
+                f"""
+                WITH RECURSIVE sending(account_id) AS (
+                    (SELECT account_id FROM {table} WHERE status = ANY(%s)
+                     ORDER BY account_id LIMIT 1)
+                    UNION ALL
+                    SELECT (
+                        SELECT j.account_id FROM {table} AS j
+                        WHERE j.status = ANY(%s) AND j.account_id > s.account_id
+                        ORDER BY j.account_id LIMIT 1
+                    )
+                    FROM sending AS s WHERE s.account_id IS NOT NULL
+                )
+                SELECT count(account_id) FROM sending
+                """,  # noqa: S608 - the table name is the model's own
+                [sending, sending],
+            )
+        else:
+            cursor.execute(
+                f"SELECT count(DISTINCT account_id) FROM {table} "  # noqa: S608
+                "WHERE status IN (%s, %s, %s)",
+                sending,
+            )
         count = max(1, int(cursor.fetchone()[0]))
     _sharing["held"] = (now + 1.0, count)
     return count
@@ -376,26 +400,29 @@ def pump(*, account_id: int) -> int:
     # holds) and changes them: lost wake-ups are stamped again, rows of dead workers are taken
     # from them (the next worker looks at Meta before sending; re-woken once per lease, so
     # looked at, not hammered), and due heads of threads turn ``published``.
+    # ``id = ANY(ARRAY(subquery))`` picks the rows once, before the update: as ``id IN
+    # (subquery)`` the planner may instead walk every waiting row of the table and run the
+    # locking subquery again for each of them, which under concurrent rounds never finishes.
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             WITH lost AS (
                 UPDATE {table} SET published_at = %s
-                WHERE id IN (
+                WHERE id = ANY(ARRAY(
                     SELECT id FROM {table}
                     WHERE tenant_id = %s AND account_id = %s AND status = %s
                     AND published_at < %s
                     FOR UPDATE SKIP LOCKED
-                )
+                ))
                 RETURNING id
             ), orphaned AS (
                 UPDATE {table} SET claimed_by = '', lease_until = %s
-                WHERE id IN (
+                WHERE id = ANY(ARRAY(
                     SELECT id FROM {table}
                     WHERE tenant_id = %s AND account_id = %s AND status = %s
                     AND lease_until < %s
                     FOR UPDATE SKIP LOCKED
-                )
+                ))
                 RETURNING id
             )
             SELECT id FROM lost UNION ALL SELECT id FROM orphaned
@@ -421,7 +448,7 @@ def pump(*, account_id: int) -> int:
             cursor.execute(
                 f"""
                 UPDATE {table} SET status = %s, published_at = %s
-                WHERE id IN (
+                WHERE id = ANY(ARRAY(
                     SELECT j.id FROM {table} AS j
                     WHERE j.tenant_id = %s AND j.account_id = %s AND j.status = %s
                     AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s)
@@ -433,7 +460,7 @@ def pump(*, account_id: int) -> int:
                     ORDER BY j.id
                     LIMIT %s
                     FOR UPDATE SKIP LOCKED
-                )
+                ))
                 AND status = %s
                 RETURNING id
                 """,  # noqa: S608 - the table name is the model's own
@@ -1420,12 +1447,12 @@ def _claim_many(job_ids: list[int], me: str, tenant_id: int) -> list[int]:
             WITH claimed AS (
                 UPDATE {table} AS j
                 SET status = %s, claimed_by = %s, claimed_at = %s, lease_until = %s
-                WHERE j.id IN (
+                WHERE j.id = ANY(ARRAY(
                     SELECT id FROM {table}
                     WHERE id = ANY(%s) AND tenant_id = %s
                     ORDER BY id
                     FOR UPDATE SKIP LOCKED
-                )
+                ))
                 AND j.status = ANY(%s)
                 AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= %s)
                 {_claim_tail()}
