@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from unittest import mock
 
 import pytest
 from django_scopes import scope
@@ -18,6 +17,7 @@ from messaging.models import OutboundJob
 from messaging.services import outbound
 from messaging.services.outbound import OutboundContent, Sender
 from tests.outbound.conftest import World, _account, add_conversation
+from tests.outbound.test_batch import _published
 
 Status = OutboundJob.Status
 
@@ -92,16 +92,8 @@ def test_a_round_of_the_relay_hands_on_no_more_than_the_account_share(
     outbound.messaging_settings_update(tenant_id=world.tenant.pk, disclosure_mode="never")
     queued = [_queue(world, "acme", f"igsid-{n}", Status.PENDING) for n in range(8)]
     outbox._sharing.clear()
-    handed: list[int] = []
-
-    def collect(tenant_id: int, ids: Any) -> int:
-        handed.extend(ids)
-        return len(handed)
-
-    with mock.patch.object(outbox, "_publish", side_effect=collect):
-        outbox.pump(account_id=world.acme.pk)
-        assert sorted(handed) == sorted(job.pk for job in queued)[:4]
-        outbox.pump(account_id=world.acme.pk)
-    assert len(handed) == 4
+    handed = _published(world)
+    assert handed == sorted(job.pk for job in queued)[:4]
+    assert _published(world) == []
     with scope(tenant=world.tenant.pk):
         assert OutboundJob.objects.filter(status=Status.PUBLISHED).count() == 4
