@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from webhooks.models import WebhookEvent
@@ -19,31 +19,53 @@ NOTIFY_CHANNEL = "webhook_events"
 def webhook_event_store(*, raw_body: bytes, signed_with: str) -> bool:
     """Store one delivery durably in a single statement; False when it was already stored.
 
-    On PostgreSQL the same statement notifies the relay, so no broker is touched here.
+    On PostgreSQL the same statement notifies the relay, so no broker is touched here, and it
+    is the connection's health check as well: Django's own check (``CONN_HEALTH_CHECKS``) would
+    send a ``SELECT 1`` before it on every request, a second round trip per acknowledgement.
+    A reused connection the server has dropped (a restart, an idle timeout) fails the insert
+    instead; the insert is then sent once more on a new connection. That is safe because it is
+    idempotent: a delivery already stored is not stored twice.
     """
     digest = hashlib.sha256(raw_body).hexdigest()
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                WITH stored AS (
-                    INSERT INTO {WebhookEvent._meta.db_table}
-                        (received_at, raw_body, body_sha256, signed_with, status, attempts,
-                         last_error)
-                    VALUES (now(), %s, %s, %s, %s, 0, '')
-                    ON CONFLICT (body_sha256) DO NOTHING
-                    RETURNING id
-                )
-                SELECT pg_notify(%s, id::text) FROM stored
-                """,  # noqa: S608 (the table name is ours, every value is a parameter)
-                [raw_body, digest, signed_with, WebhookEvent.Status.PENDING, NOTIFY_CHANNEL],
-            )
-            return cursor.fetchone() is not None
+        values = [raw_body, digest, signed_with, WebhookEvent.Status.PENDING, NOTIFY_CHANNEL]
+        may_reconnect = (
+            connection.connection is not None
+            and not connection.health_check_done
+            and not connection.in_atomic_block
+        )
+        connection.health_check_done = True
+        try:
+            return _insert_and_notify(values)
+        except (OperationalError, InterfaceError):
+            if not may_reconnect:
+                raise
+        connection.close()
+        return _insert_and_notify(values)
     created = WebhookEvent.objects.bulk_create(
         [WebhookEvent(raw_body=raw_body, body_sha256=digest, signed_with=signed_with)],
         ignore_conflicts=True,
     )
     return bool(created and created[0].pk)
+
+
+def _insert_and_notify(values: list[Any]) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            WITH stored AS (
+                INSERT INTO {WebhookEvent._meta.db_table}
+                    (received_at, raw_body, body_sha256, signed_with, status, attempts,
+                     last_error)
+                VALUES (now(), %s, %s, %s, %s, 0, '')
+                ON CONFLICT (body_sha256) DO NOTHING
+                RETURNING id
+            )
+            SELECT pg_notify(%s, id::text) FROM stored
+            """,  # noqa: S608 (the table name is ours, every value is a parameter)
+            values,
+        )
+        return cursor.fetchone() is not None
 
 
 # -- erasure of raw deliveries -----------------------------------------------------------------

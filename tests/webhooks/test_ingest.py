@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
 import pytest
 import redis
-from django.db import OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections
 from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
@@ -170,6 +171,77 @@ def test_database_down_answers_503_so_meta_retries(client: Client) -> None:
         response = _post(client, body, sign_hub_body(body, SECRET))
     assert response.status_code == 503
     assert response["Retry-After"]
+
+
+@pytest.fixture
+def kept_connection(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """The web process's database connection as in production: kept between requests and
+    health-checked; yields the list of Django health checks (``is_usable`` calls) made."""
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    monkeypatch.setitem(connection.settings_dict, "CONN_HEALTH_CHECKS", True)
+    connection.close()
+    connection.ensure_connection()
+    checks: list[int] = []
+    usable = connection.is_usable
+    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
+    yield checks
+    connection.close()
+
+
+def _between_requests() -> None:
+    """What Django does when a server starts (and ends) a request on a kept connection."""
+    connection.close_if_unusable_or_obsolete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_acknowledgement_on_a_kept_connection_is_one_round_trip(
+    client: Client, kept_connection: list[int]
+) -> None:
+    for n in range(3):
+        _between_requests()
+        body = _body(f"hello {n}")
+        assert _post(client, body, sign_hub_body(body, SECRET)).status_code == 200
+    assert WebhookEvent.objects.count() == 3
+    # The insert itself tells whether the connection works: no SELECT 1 before it.
+    assert kept_connection == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_connection_the_database_dropped_is_replaced_and_the_delivery_stored(
+    client: Client, kept_connection: list[int]
+) -> None:
+    first = _body("before")
+    assert _post(client, first, sign_hub_body(first, SECRET)).status_code == 200
+    _between_requests()
+    backend = connection.connection.info.backend_pid
+    killer = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with killer.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
+    finally:
+        killer.close()
+
+    body = _body("after the database dropped the connection")
+    response = _post(client, body, sign_hub_body(body, SECRET))
+
+    assert response.status_code == 200
+    assert connection.connection.info.backend_pid != backend
+    assert [bytes(e.raw_body) for e in WebhookEvent.objects.order_by("id")] == [first, body]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_stays_down_answers_503_after_one_new_connection(
+    client: Client, kept_connection: list[int]
+) -> None:
+    body = _body()
+    _between_requests()
+    with mock.patch(
+        "webhooks.services._insert_and_notify", side_effect=OperationalError("down")
+    ) as insert:
+        response = _post(client, body, sign_hub_body(body, SECRET))
+    assert response.status_code == 503
+    assert response["Retry-After"]
+    assert insert.call_count == 2  # the kept connection, then one new one: no loop
 
 
 def test_verification_handshake_echoes_the_challenge_as_plain_text(client: Client) -> None:
