@@ -29,12 +29,11 @@ def webhook_event_store(*, raw_body: bytes, signed_with: str) -> bool:
     digest = hashlib.sha256(raw_body).hexdigest()
     if connection.vendor == "postgresql":
         values = [raw_body, digest, signed_with, WebhookEvent.Status.PENDING, NOTIFY_CHANNEL]
+        db: Any = connection  # the type stubs omit Django's health-check flag
         may_reconnect = (
-            connection.connection is not None
-            and not connection.health_check_done
-            and not connection.in_atomic_block
+            db.connection is not None and not db.health_check_done and not db.in_atomic_block
         )
-        connection.health_check_done = True
+        db.health_check_done = True
         try:
             return _insert_and_notify(values)
         except (OperationalError, InterfaceError):

@@ -183,7 +183,12 @@ def kept_connection(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     connection.ensure_connection()
     checks: list[int] = []
     usable = connection.is_usable
-    monkeypatch.setattr(connection, "is_usable", lambda: checks.append(1) or usable())
+
+    def counted() -> bool:
+        checks.append(1)
+        return bool(usable())
+
+    monkeypatch.setattr(connection, "is_usable", counted)
     yield checks
     connection.close()
 
