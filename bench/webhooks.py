@@ -606,6 +606,21 @@ def _capacity_report(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def capacity_baseline(args: argparse.Namespace) -> Path:
+    """The baseline a capacity run compares with and ``--save-baseline`` writes: each mode has
+    its own unless ``--baseline`` names a file."""
+    if args.baseline != BASELINE:
+        return Path(args.baseline)
+    return BARE_BASELINE if args.bare else WEB_BASELINE if args.web_only else BASELINE
+
+
+def capacity_exit_status(results: dict[str, Any], *, save: bool) -> int:
+    """2: a baseline was asked for and not saved; 1: a regression against the baseline."""
+    if save and not save_baseline(results, Path(results["capacity"]["baseline_path"])):
+        return 2
+    return 1 if results["capacity"]["baseline"]["regression"] else 0
+
+
 def save_baseline(results: dict[str, Any], path: Path) -> bool:
     if "incomplete" in results or not results.get("capacity", {}).get("steps"):
         print("not saving a baseline: the run is incomplete", file=sys.stderr)
@@ -1108,15 +1123,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bare": args.bare,
             },
             "steps": [],
-            "baseline_path": str(
-                args.baseline
-                if args.baseline != BASELINE
-                else BARE_BASELINE
-                if args.bare
-                else WEB_BASELINE
-                if args.web_only
-                else BASELINE
-            ),
+            "baseline_path": str(capacity_baseline(args)),
         }  # fmt: skip
     if args.soak:
         results["soak"] = {
@@ -1196,10 +1203,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"could not drop {dbname}: {exc}", file=sys.stderr)
     status = finish_run(results, report, output, began)
     if args.capacity:
-        if args.save_baseline and not save_baseline(results, args.baseline):
-            return 2
-        if results["capacity"]["baseline"]["regression"]:
-            return 1
+        return capacity_exit_status(results, save=args.save_baseline) or status
     return status
 
 
