@@ -69,15 +69,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 os.environ.setdefault("TEST_RUN_ID", f"bench-outbound-{os.getpid()}")
 
+from bench.stack import group_cpu, machine_busy, pids_named, proc_cpu  # noqa: E402
+
 
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _per_minute(sent_at: list[Any]) -> list[float]:
@@ -94,67 +93,25 @@ def _per_minute(sent_at: list[Any]) -> list[float]:
     return [counts.get(minute, 0) / 60.0 for minute in range(whole)]
 
 
-def _proc_cpu(pid: int, children: bool = False) -> float:
-    """CPU seconds of one process (with its reaped children when asked), 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / _TICKS
-
-
-def _pids_named(name: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                comm = (entry / "comm").read_text().strip()
-            except OSError:
-                continue
-            if comm == name:
-                found.append(int(entry.name))
-    return found
-
-
-def _group_cpu(pgid: int) -> float:
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError):
-                if os.getpgid(int(entry.name)) == pgid:
-                    total += _proc_cpu(int(entry.name))
-    return total
-
-
-def _machine_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine so far."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return (sum(values) - idle) / _TICKS, sum(values) / _TICKS
-
-
 def _cpu_snapshot(workers: list[int], relay: int, sandbox: int | None) -> dict[str, float]:
     """CPU seconds so far per process group. PostgreSQL backends that ended are counted in
     the postmaster's children time; the whole server is counted, other databases included.
     ``sandbox`` is the sandbox process; without one the sandbox is part of this process."""
     postgres = 0.0
-    for pid in _pids_named("postgres"):
-        postgres += _proc_cpu(pid, children=True)
-    busy, total = _machine_busy()
+    for pid in pids_named("postgres"):
+        postgres += proc_cpu(pid, children=True)
+    busy, total = machine_busy()
     own: dict[str, float] = (
-        {"bench": _proc_cpu(os.getpid()), "sandbox": _proc_cpu(sandbox)}
+        {"bench": proc_cpu(os.getpid()), "sandbox": proc_cpu(sandbox)}
         if sandbox is not None
-        else {"bench+sandbox": _proc_cpu(os.getpid())}
+        else {"bench+sandbox": proc_cpu(os.getpid())}
     )
     return {
-        "workers": sum(_group_cpu(pid) for pid in workers),
-        "relay": _group_cpu(relay),
+        "workers": sum(group_cpu(pid) for pid in workers),
+        "relay": group_cpu(relay),
         **own,
         "postgresql": postgres,
-        "redis": sum(_proc_cpu(pid) for pid in _pids_named("redis-server")),
+        "redis": sum(proc_cpu(pid) for pid in pids_named("redis-server")),
         "machine_busy": busy,
         "machine_total": total,
     }

@@ -69,8 +69,12 @@ from bench.stack import (
     db_counts,
     events_not_processed,
     finish_run,
+    group_cpu,
     http_request,
+    machine_busy,
     message_body,
+    pids_named,
+    proc_cpu,
     sha256_hex,
     sign,
     stop_group,
@@ -456,6 +460,34 @@ def _holds(step: dict[str, Any]) -> bool:
     )
 
 
+CPU_GROUPS = ("web", "worker", "relay", "postgresql", "redis", "generator")
+
+
+def cpu_seconds(stack: AppStack) -> dict[str, float]:
+    """CPU seconds so far of each part of the stack, of this generator and of the machine.
+
+    PostgreSQL and Redis are the whole servers (other databases and the shared Redis
+    included); each of the stack's processes is counted with the children it reaped.
+    """
+    parts = {name: group_cpu(process.pid) for name, process in stack.processes.items()}
+    return {
+        **{name: parts.get(name, 0.0) for name in ("web", "worker", "relay")},
+        "postgresql": sum(proc_cpu(pid, children=True) for pid in pids_named("postgres")),
+        "redis": sum(proc_cpu(pid) for pid in pids_named("redis-server")),
+        "generator": proc_cpu(os.getpid()),
+        "machine": machine_busy()[0],
+    }
+
+
+def cpu_ms_per_request(
+    before: dict[str, float], after: dict[str, float], requests: int
+) -> dict[str, float]:
+    """Milliseconds of CPU per request of each part between two ``cpu_seconds`` readings."""
+    if requests <= 0:
+        return {}
+    return {name: round(1000 * (after[name] - before[name]) / requests, 2) for name in before}
+
+
 def capacity(stack: AppStack, events: Events, results: dict[str, Any]) -> None:
     """P2: open-loop steps of rising rate, stopped by the first step that does not hold.
 
@@ -468,15 +500,20 @@ def capacity(stack: AppStack, events: Events, results: dict[str, Any]) -> None:
     while rate <= settings["max"]:
         backlog_at_start = db_counts(stack.pg, stack.dbname).pending
         request = _bare if settings.get("bare") else partial(events.request, f"k{rate}")
+        cpu_before = cpu_seconds(stack)
         step = _step(stack.web_port, request, rate, settings["step_seconds"])
         step["backlog_at_start"] = backlog_at_start
         step["held"] = _holds(step)
         cap["steps"].append(step)
         _print_step("webhook", step)
+        if step["held"] and not settings.get("web_only"):
+            step["drain"] = _wait_drained(stack, timeout=settings["drain_timeout"])
+        # Until the step's deliveries are processed, so the worker's share is all counted.
+        step["cpu_ms_per_request"] = cpu_ms_per_request(
+            cpu_before, cpu_seconds(stack), step.get("requests", 0)
+        )
         if not step["held"]:
             return
-        if not settings.get("web_only"):
-            step["drain"] = _wait_drained(stack, timeout=settings["drain_timeout"])
         rate += settings["step"]
 
 
@@ -579,6 +616,22 @@ def _capacity_report(results: dict[str, Any]) -> list[str]:
             f"{step.get('p99_ms')!s:>9} {step.get('non_2xx')!s:>7} | "
             f"{step['backlog_at_start']:>16} | {'yes' if step['held'] else 'NO'}"
         )
+    cpu_steps = [step for step in cap["steps"] if step.get("cpu_ms_per_request")]
+    if cpu_steps:
+        lines.append("")
+        lines.append(
+            "CPU per request, ms (held steps: until the worker processed the step's deliveries; "
+            "PostgreSQL and Redis: the whole servers)"
+        )
+        lines.append(
+            f"{'offered/s':>9} | " + " ".join(f"{n:>10}" for n in (*CPU_GROUPS, "machine"))
+        )
+        for step in cpu_steps:
+            cpu = step["cpu_ms_per_request"]
+            lines.append(
+                f"{step['rate']:>9} | "
+                + " ".join(f"{cpu.get(n, 0.0):>10.2f}" for n in (*CPU_GROUPS, "machine"))
+            )
     if saturation is None:
         figure = "none: the first step did not hold"
     elif saturated:

@@ -8,12 +8,15 @@ and a regression fails only against the same mode's baseline.
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import webhooks
+from bench.stack import group_cpu
 
 MODES = {"stack": {}, "web": {"web_only": True}, "bare": {"bare": True, "web_only": True}}
 
@@ -94,3 +97,51 @@ def test_an_incomplete_run_saves_no_baseline(baselines: dict[str, Path]) -> None
     results["incomplete"] = "stopped by the time limit"
     assert webhooks.capacity_exit_status(results, save=True) == 2
     assert not baselines["stack"].exists()
+
+
+def test_the_report_shows_where_each_steps_cpu_went(baselines: dict[str, Path]) -> None:
+    results = _run("stack", 300)
+    results["capacity"]["steps"][0]["cpu_ms_per_request"] = webhooks.cpu_ms_per_request(
+        dict.fromkeys((*webhooks.CPU_GROUPS, "machine"), 10.0),
+        {**dict.fromkeys((*webhooks.CPU_GROUPS, "machine"), 10.0), "web": 11.2, "machine": 14.8},
+        1000,
+    )
+    lines = webhooks._capacity_report(results)
+    header = next(i for i, line in enumerate(lines) if line.startswith("CPU per request"))
+    assert lines[header + 1].split()[2:] == [*webhooks.CPU_GROUPS, "machine"]
+    assert lines[header + 2].split() == [
+        "100",
+        "|",
+        "1.20",
+        "0.00",
+        "0.00",
+        "0.00",
+        "0.00",
+        "0.00",
+        "4.80",
+    ]
+
+
+def test_a_groups_cpu_counts_the_children_it_already_reaped() -> None:
+    """A gunicorn worker or pool process recycled during a step still counts."""
+    code = (
+        "import os, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    start = time.process_time()\n"
+        "    while time.process_time() - start < 0.4: pass\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('reaped', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    leader = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        assert leader.stdout is not None
+        assert leader.stdout.readline().strip() == b"reaped"
+        assert group_cpu(leader.pid) >= 0.35
+    finally:
+        leader.kill()
+        leader.wait()
