@@ -103,8 +103,9 @@ def check_webhook(body: bytes) -> None:
     try:
         # Without ensure_ascii, so two adjacent surrogate code points stay two (escaped, the
         # decoder would join them into one character: other content, rightly other keys).
-        fresh = json.loads(json.dumps(json.loads(body), ensure_ascii=False))
-    except (ValueError, RecursionError):
+        # The reference is decoded as the parser decodes (strict UTF-8, no NaN, bounded depth).
+        fresh = json.loads(json.dumps(webhooks.decode_webhook_body(body), ensure_ascii=False))
+    except (ValueError, RecursionError):  # UndecodableBody is a ValueError
         return
     again = webhooks.parse_webhook(fresh)
     _check(

@@ -787,11 +787,74 @@ def parse_webhook(payload: Any) -> WebhookBatch:
     return WebhookBatch(object=obj_name, events=tuple(events))
 
 
-def parse_webhook_body(raw_body: bytes | str) -> WebhookBatch:
-    """Decode and parse raw delivery bytes. Never raises (invalid JSON -> ``UnknownEvent``)."""
+# Deeper JSON than this is refused; Meta's deliveries nest about eight levels.
+MAX_NESTING = 64
+# More brackets than this is refused before decoding, whatever their nesting.
+MAX_CONTAINERS = 200_000
+
+
+class UndecodableBody(ValueError):
+    """A delivery body that is not UTF-8 JSON within the limits; the message says why."""
+
+
+def _reject_constant(name: str) -> Any:
+    raise UndecodableBody(f"non-finite number {name} in body")
+
+
+def _depth(value: Any, limit: int) -> int:
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
+
+
+def decode_webhook_body(raw_body: bytes | str) -> Any:
+    """The JSON value of a delivery body, or ``UndecodableBody``: the one decoding the product
+    applies, in the worker and in ``parse_webhook_body`` alike.
+
+    Bytes must be strict UTF-8 (a leading byte-order mark is skipped): no other encoding,
+    no encoded lone surrogates. ``NaN`` and ``Infinity`` are refused, and so is nesting
+    deeper than ``MAX_NESTING``.
+    """
+    if isinstance(raw_body, bytes | bytearray | memoryview):
+        raw = bytes(raw_body)
+        if raw.count(b"[") + raw.count(b"{") > MAX_CONTAINERS:
+            raise UndecodableBody("too many nested containers")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise UndecodableBody("body is not UTF-8") from exc
+    elif isinstance(raw_body, str):
+        text = raw_body
+    else:
+        raise UndecodableBody(f"body is {type(raw_body).__name__}, not bytes")
     try:
-        payload = json.loads(raw_body)
-    except (ValueError, RecursionError, TypeError):
+        payload = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError as exc:
+        raise UndecodableBody("body nests too deeply") from exc
+    except UndecodableBody:
+        raise
+    except ValueError as exc:
+        raise UndecodableBody(f"body is not JSON: {exc}") from exc
+    if _depth(payload, MAX_NESTING) > MAX_NESTING:
+        raise UndecodableBody("body nests too deeply")
+    return payload
+
+
+def parse_webhook_body(raw_body: bytes | str) -> WebhookBatch:
+    """Decode and parse raw delivery bytes. Never raises (a body ``decode_webhook_body``
+    refuses -> ``UnknownEvent`` with reason ``invalid_json``)."""
+    try:
+        payload = decode_webhook_body(raw_body)
+    except UndecodableBody:
         ctx = _Context(None, None, None, MESSAGING)
         return WebhookBatch(object=None, events=(_unknown(ctx, raw_body, "invalid_json"),))
     return parse_webhook(payload)

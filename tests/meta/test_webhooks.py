@@ -451,6 +451,48 @@ def test_body_with_bom_parses() -> None:
     assert isinstance(parse_webhook_body(raw).events[0], wh.TextMessageEvent)
 
 
+def _text_body(text_bytes: bytes) -> bytes:
+    """A one-message delivery whose text is ``text_bytes`` exactly as sent on the wire."""
+    body = load_fixture_bytes("message_text.json")
+    text = json.loads(body)["entry"][0]["messaging"][0]["message"]["text"]
+    return body.replace(json.dumps(text, ensure_ascii=False).encode(), b'"' + text_bytes + b'"')
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+ACCEPTED = {
+    "plain": load_fixture_bytes("message_text.json"),
+    "byte-order mark": UTF8_BOM + load_fixture_bytes("message_text.json"),
+    "escaped lone surrogate": _text_body(b"\\ud800 half an emoji"),
+}
+REFUSED = {
+    "encoded lone surrogate": _text_body(b"\xed\xa0\x80 half an emoji"),
+    "UTF-16": load_fixture_bytes("message_text.json").decode().encode("utf-16"),
+    "NaN": _text_body(b'x"}, "seq": NaN, "z": {"a": "'),
+    "too deep": b'{"a": ' + b"[" * 65 + b"]" * 65 + b"}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED))
+def test_the_worker_and_the_parser_accept_the_same_bodies(name: str) -> None:
+    from webhooks.processing import decode_body
+
+    raw = ACCEPTED[name]
+    assert decode_body(raw)["object"] == "instagram"
+    assert isinstance(parse_webhook_body(raw).events[0], wh.TextMessageEvent)
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_the_worker_and_the_parser_refuse_the_same_bodies(name: str) -> None:
+    from webhooks.processing import Unprocessable, decode_body
+
+    raw = REFUSED[name]
+    with pytest.raises(Unprocessable):
+        decode_body(raw)
+    (event,) = parse_webhook_body(raw).events
+    assert isinstance(event, wh.UnknownEvent)
+    assert event.reason == "invalid_json"
+
+
 @pytest.mark.parametrize(
     ("value", "expected_ms"),
     [
