@@ -30,6 +30,7 @@ from webhooks.router import routed_to_account
 
 logger = logging.getLogger(__name__)
 
+
 class Unprocessable(Exception):
     """A signed body that can never be processed: quarantined for inspection, not retried."""
 
