@@ -1048,14 +1048,16 @@ def report(results: dict[str, Any]) -> str:
     lines.append("(a) webhook acks vs (b) bare Django view, open loop, fixed rates")
     lines.append(
         f"{'rate/s':>7} | {'webhook ok/s':>12} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>7} | "
-        f"{'bare ok/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>7} | {'drain ev/s':>10}"
+        f"{'bare ok/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>7} | "
+        f"{'left':>6} {'drain ev/s':>10}"
     )
     for hook, bare in zip(results["webhook_steps"], results["bare_steps"], strict=True):
         lines.append(
             f"{hook['rate']:>7} | {hook['ok_per_second']!s:>12} {hook['p50_ms']:>8} "
             f"{hook['p99_ms']:>8} {hook['non_2xx']:>7} | {bare['ok_per_second']!s:>9} "
             f"{bare['p50_ms']:>8} {bare['p99_ms']:>8} {bare['non_2xx']:>7} | "
-            f"{hook['drain']['events_per_second']!s:>10}"
+            f"{hook['drain']['backlog_at_end_of_load']:>6} "
+            f"{hook['drain']['events_per_second'] or '-'!s:>10}"
         )
     verdicts: dict[str, str] = {}
     results["verdicts"] = verdicts
