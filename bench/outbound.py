@@ -581,6 +581,7 @@ def main() -> int:
             "minutes": len(minutes),
             "slowest_minute_per_s": round(min(minutes), 1) if minutes else None,
             "fastest_minute_per_s": round(max(minutes), 1) if minutes else None,
+            "per_minute_per_s": [round(m, 1) for m in minutes],
             "queue_wait_p50_s": round(_percentile(waits, 0.5), 3),
             "queue_wait_p95_s": round(_percentile(waits, 0.95), 3),
             "queue_wait_max_s": round(max(waits, default=0.0), 3),
