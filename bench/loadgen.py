@@ -46,7 +46,7 @@ class Outcome:
         return 200 <= self.status < 300
 
 
-def _wire(port: int, request: Request) -> bytes:
+def wire(port: int, request: Request) -> bytes:
     head = [
         f"{request.method} {request.path} HTTP/1.1",
         f"Host: {HOST}:{port}",
@@ -68,7 +68,7 @@ async def send(
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(HOST, port)
-            writer.write(_wire(port, request))
+            writer.write(wire(port, request))
             await writer.drain()
             data = await reader.read()
     except TimeoutError:
