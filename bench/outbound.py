@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
 os.environ.setdefault("TEST_RUN_ID", f"bench-outbound-{os.getpid()}")
 
-from bench.stack import group_cpu, machine_busy, pids_named, proc_cpu  # noqa: E402
+from bench.stack import group_cpu, machine_busy, proc_cpu, server_cpu  # noqa: E402
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -94,12 +94,9 @@ def _per_minute(sent_at: list[Any]) -> list[float]:
 
 
 def _cpu_snapshot(workers: list[int], relay: int, sandbox: int | None) -> dict[str, float]:
-    """CPU seconds so far per process group. PostgreSQL backends that ended are counted in
-    the postmaster's children time; the whole server is counted, other databases included.
-    ``sandbox`` is the sandbox process; without one the sandbox is part of this process."""
-    postgres = 0.0
-    for pid in pids_named("postgres"):
-        postgres += proc_cpu(pid, children=True)
+    """CPU seconds so far per process group, and of the PostgreSQL and Redis servers
+    (``server_cpu``). ``sandbox`` is the sandbox process; without one the sandbox is part of
+    this process."""
     busy, total = machine_busy()
     own: dict[str, float] = (
         {"bench": proc_cpu(os.getpid()), "sandbox": proc_cpu(sandbox)}
@@ -110,8 +107,7 @@ def _cpu_snapshot(workers: list[int], relay: int, sandbox: int | None) -> dict[s
         "workers": sum(group_cpu(pid) for pid in workers),
         "relay": group_cpu(relay),
         **own,
-        "postgresql": postgres,
-        "redis": sum(proc_cpu(pid) for pid in pids_named("redis-server")),
+        **server_cpu(),
         "machine_busy": busy,
         "machine_total": total,
     }

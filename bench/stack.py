@@ -453,6 +453,16 @@ def group_cpu(pgid: int) -> float:
     return total
 
 
+def server_cpu() -> dict[str, float]:
+    """CPU seconds so far of the PostgreSQL and Redis servers, whole (other databases and
+    other Redis instances included); PostgreSQL backends that ended count in the postmaster's
+    children time."""
+    return {
+        "postgresql": sum(proc_cpu(pid, children=True) for pid in pids_named("postgres")),
+        "redis": sum(proc_cpu(pid) for pid in pids_named("redis-server")),
+    }
+
+
 def machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

@@ -73,8 +73,8 @@ from bench.stack import (
     http_request,
     machine_busy,
     message_body,
-    pids_named,
     proc_cpu,
+    server_cpu,
     sha256_hex,
     sign,
     stop_group,
@@ -472,8 +472,7 @@ def cpu_seconds(stack: AppStack) -> dict[str, float]:
     parts = {name: group_cpu(process.pid) for name, process in stack.processes.items()}
     return {
         **{name: parts.get(name, 0.0) for name in ("web", "worker", "relay")},
-        "postgresql": sum(proc_cpu(pid, children=True) for pid in pids_named("postgres")),
-        "redis": sum(proc_cpu(pid) for pid in pids_named("redis-server")),
+        **server_cpu(),
         "generator": proc_cpu(os.getpid()),
         "machine": machine_busy()[0],
     }
