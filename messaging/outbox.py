@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as all_done
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -1226,18 +1227,25 @@ def _send_one(job: OutboundJob, me: str, client: AccountClient, decision: policy
     if not grant.granted:
         _release(job, delay=grant.wait)
         return "paused" if grant.paused else "throttled"
-    if not _renew_lease(job, me):
-        return "lost"
-    number = job.attempts + 1
-    job.attempts = number
-    started = timezone.now()
+    answered: float | None = None
     try:
-        if job.take_control or decision.take_control:
-            _take_control(client, job)
-        result = _call(client, job, decision)
-    except (MetaError, ValueError) as exc:
-        return _settle_error(job, exc, number=number, started=started, client=client)
-    return _settle_sent(job, me, result, number=number, started=started)
+        if not _renew_lease(job, me):
+            return "lost"
+        number = job.attempts + 1
+        job.attempts = number
+        started = timezone.now()
+        try:
+            if job.take_control or decision.take_control:
+                _take_control(client, job)
+            try:
+                result = _call(client, job, decision)
+            finally:
+                answered = time.monotonic()
+        except (MetaError, ValueError) as exc:
+            return _settle_error(job, exc, number=number, started=started, client=client)
+        return _settle_sent(job, me, result, number=number, started=started)
+    finally:
+        ratelimit.ended(job.account.pk, bucket_for(job), {grant.slot: answered})
 
 
 def _settle_sent(
@@ -1415,11 +1423,13 @@ def _call_pool() -> ThreadPoolExecutor:
     return pool
 
 
-def _call_on_pool(
-    account_client: AccountClient, job: OutboundJob, decision: policy.Decision
-) -> SendResult:
-    """``_call`` on a call thread: the same account through that thread's own session."""
-    return _call(account_client.rebound(meta_client()), job, decision)
+def _call_on_pool(flight: _Flight) -> SendResult:
+    """``_call`` on a call thread: the same account through that thread's own session. When
+    the answer came back is noted for the send budget."""
+    try:
+        return _call(flight.client.rebound(meta_client()), flight.job, flight.decision)
+    finally:
+        flight.answered = time.monotonic()
 
 
 def _batchable(job: OutboundJob) -> bool:
@@ -1508,6 +1518,19 @@ class _Flight:
     number: int = 0
     started: datetime = field(default_factory=timezone.now)
     future: Future[SendResult] | None = None
+    slot: str = ""  # the send budget's name for this call
+    answered: float | None = None  # time.monotonic() when Meta's answer came back
+
+
+def _budget_ended(account_id: int, flights: list[_Flight], *, settled: bool) -> None:
+    """Tell the send budget when the calls of ``flights`` were answered, for the ones that have
+    been (all of them once ``settled``: a call never made gives its slot back)."""
+    done = {}
+    for flight in flights:
+        if flight.slot and (settled or flight.answered is not None):
+            done[flight.slot] = flight.answered
+            flight.slot = ""
+    ratelimit.ended(account_id, ratelimit.TEXT, done)
 
 
 def _send_together(flights: list[_Flight], me: str, tenant_id: int) -> Counter[str]:
@@ -1518,9 +1541,15 @@ def _send_together(flights: list[_Flight], me: str, tenant_id: int) -> Counter[s
     flying: list[_Flight] = []
     deadline = time.monotonic() + settings.OUTBOUND_TOKEN_MAX_WAIT
     pool = _call_pool()
+    granted: list[_Flight] = []
     while waiting:
+        # Calls answered since the last wave leave room in the budget a window after.
+        _budget_ended(account_id, granted, settled=False)
         grants = ratelimit.take(account_id, ratelimit.TEXT, len(waiting))
         wave, waiting = waiting[: grants.granted], waiting[grants.granted :]
+        for flight, slot in zip(wave, grants.slots, strict=False):
+            flight.slot = slot
+        granted += wave
         if wave:
             live = _renew_many([f.job for f in wave], me, tenant_id)
             for flight in wave:
@@ -1530,9 +1559,7 @@ def _send_together(flights: list[_Flight], me: str, tenant_id: int) -> Counter[s
                 flight.job.attempts += 1
                 flight.number = flight.job.attempts
                 flight.started = timezone.now()
-                flight.future = pool.submit(
-                    _call_on_pool, flight.client, flight.job, flight.decision
-                )
+                flight.future = pool.submit(_call_on_pool, flight)
                 flying.append(flight)
         if not waiting:
             break
@@ -1542,6 +1569,8 @@ def _send_together(flights: list[_Flight], me: str, tenant_id: int) -> Counter[s
                 outcomes["paused" if grants.paused else "throttled"] += 1
             break
         time.sleep(grants.wait)
+    all_done([flight.future for flight in flying if flight.future is not None])
+    _budget_ended(account_id, granted, settled=True)
     answered: list[tuple[_Flight, SendResult]] = []
     for flight in flying:
         if flight.future is None:

@@ -222,6 +222,37 @@ def test_a_budget_short_of_the_batch_sends_what_it_may_and_hands_back_the_rest(
     assert not SendAttempt.objects.filter(outcome="rate_limited").exists()
 
 
+def test_calls_that_reach_meta_late_never_crowd_the_next_second(
+    world: World, sandbox: RunningSandbox, threads: list[Conversation], settings: Any
+) -> None:
+    """D5 and D11: Meta counts a call when it reaches Meta, not when the budget granted it.
+    Four sends take Meta 0.7 s to count; the next four are asked for right after. Counted from
+    their grants, the first four left the window at the second's end and the next four went
+    then, beside them in Meta's second: all four answered "too fast" (each answer pauses the
+    account). Counted from their answers, the next four wait until Meta's second has room,
+    even with the budget at Meta's own limit and no margin."""
+    settings.OUTBOUND_RATE_LIMITS = {**settings.OUTBOUND_RATE_LIMITS, "text": (4, 1.0)}
+    settings.OUTBOUND_TOKEN_MAX_WAIT = 3.0
+    sandbox.control(
+        "POST", "rate_limits", {"send_text": {"limit": 4, "window_s": 1}, "reset_counters": True}
+    )
+    ratelimit.reset(world.acme.pk)
+    _queue(threads, "late")
+    OutboundJob.objects.filter(status="pending").update(
+        status="published", published_at=timezone.now()
+    )
+    ids = sorted(OutboundJob.objects.values_list("id", flat=True))
+    sandbox.control("POST", "settings", {"latency_ms": 700})
+    with mock.patch.object(outbox, "_publish", return_value=0):
+        assert send_batch(world.tenant.pk, ids[:4]) == {"sent": 4}
+        sandbox.control("POST", "settings", {"latency_ms": 0})
+        outcomes = send_batch(world.tenant.pk, ids[4:])
+    assert outcomes == {"sent": 4}
+    assert sorted(_sent_to(sandbox, "late")) == sorted(f"late {i}" for i in range(8))
+    assert not SendAttempt.objects.filter(outcome="rate_limited").exists()
+    assert ratelimit.paused_for(world.acme.pk) == 0
+
+
 def test_a_failed_call_in_a_batch_is_retried_alone_and_the_rest_are_sent(
     world: World,
     sandbox: RunningSandbox,
