@@ -582,13 +582,14 @@ def _with_everything() -> QuerySet[OutboundJob]:
     )
 
 
-def _load_queryset(job_id: int) -> QuerySet[OutboundJob]:
-    return _with_everything().filter(pk=job_id).order_by("pk")[:1]
+def _load_queryset(job_ids: list[int]) -> QuerySet[OutboundJob]:
+    return _with_everything().filter(pk__in=job_ids).order_by("pk")
 
 
 # ``_load``'s query joins five tables; building its SQL costs more CPU than running it, so
-# it is built once per process with two stand-in values (the row's and the workspace's ids)
-# and run with the real ones; rows are turned into models as the ORM does it.
+# it is built once per process with two stand-in values (one row's id and the workspace's id)
+# and run with the real ones, its ``IN (one id)`` turned into ``= ANY(the ids)``; rows are
+# turned into models as the ORM does it.
 _STAND_IN_JOB = -770_000_000_001
 _STAND_IN_TENANT = -770_000_000_002
 
@@ -615,12 +616,22 @@ def _load_plan() -> _LoadPlan | None:
         return _plans["load"]
     plan: _LoadPlan | None = None
     with scope(tenant=_STAND_IN_TENANT):
-        queryset = _load_queryset(_STAND_IN_JOB)
+        queryset = _load_queryset([_STAND_IN_JOB])
         compiler = queryset.query.get_compiler(using=queryset.db)
         sql, params = compiler.as_sql()
     job_at = [i for i, v in enumerate(params) if v == _STAND_IN_JOB]
     tenant_at = [i for i, v in enumerate(params) if v == _STAND_IN_TENANT]
-    if len(job_at) == 1 and len(tenant_at) == 1:
+    pieces = sql.split("%s")
+    if (
+        len(job_at) == 1
+        and len(tenant_at) == 1
+        and len(pieces) == len(params) + 1
+        and pieces[job_at[0]].endswith(" IN (")
+        and pieces[job_at[0] + 1].startswith(")")
+    ):
+        at = job_at[0]
+        pieces[at] = pieces[at].removesuffix(" IN (") + " = ANY("
+        sql = "%s".join(pieces)
         select, klass_info = compiler.select, compiler.klass_info
         first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
         plan = _LoadPlan(
@@ -649,27 +660,35 @@ def _scope_tenant() -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _load_row(job_id: int) -> OutboundJob | None:
+def _load_rows(job_ids: list[int]) -> list[OutboundJob]:
+    """The rows of ``job_ids`` in the current workspace, by id, as ``_load_queryset`` reads them."""
     plan = _load_plan()
     tenant_id = _scope_tenant()
     if plan is None or tenant_id is None:
-        return _load_queryset(job_id).first()
+        return list(_load_queryset(job_ids))
     params = list(plan.params)
-    params[plan.job_at] = job_id
+    params[plan.job_at] = list(job_ids)
     params[plan.tenant_at] = tenant_id
     with connections[plan.db].cursor() as cursor:
         cursor.execute(plan.sql, params)
         rows = cursor.fetchall()
     if not rows:
-        return None
-    row = next(iter(plan.compiler.results_iter(results=[rows])))
+        return []
     first, last = plan.fields
-    job = OutboundJob.from_db(plan.db, plan.init_list, row[first:last])
-    for populator in plan.populators:
-        populator.populate(row, job)
-    for name, at in plan.annotations.items():
-        setattr(job, name, row[at])
-    return job
+    jobs = []
+    for row in plan.compiler.results_iter(results=[rows]):
+        job = OutboundJob.from_db(plan.db, plan.init_list, row[first:last])
+        for populator in plan.populators:
+            populator.populate(row, job)
+        for name, at in plan.annotations.items():
+            setattr(job, name, row[at])
+        jobs.append(job)
+    return jobs
+
+
+def _load_row(job_id: int) -> OutboundJob | None:
+    rows = _load_rows([job_id])
+    return rows[0] if rows else None
 
 
 def _load(job_id: int) -> OutboundJob | None:
@@ -1486,7 +1505,7 @@ def _claim_many(job_ids: list[int], me: str, tenant_id: int) -> list[int]:
 
 
 def _load_many(job_ids: list[int]) -> list[OutboundJob]:
-    return [_link(job) for job in _with_everything().filter(pk__in=job_ids).order_by("pk")]
+    return [_link(job) for job in _load_rows(job_ids)]
 
 
 def _renew_many(jobs: list[OutboundJob], me: str, tenant_id: int) -> set[int]:

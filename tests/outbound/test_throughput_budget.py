@@ -165,30 +165,38 @@ def test_an_endpoint_added_by_another_process_is_seen_by_the_next_event(
 
 
 def test_the_prepared_row_read_matches_the_orm(world: World, sandbox: Any) -> None:
-    _queue(world, 1)
-    job_id = OutboundJob.objects.get().pk
-    prepared = outbox._load_row(job_id)
-    plain = outbox._load_queryset(job_id).first()
-    assert prepared is not None
-    assert plain is not None
-    for mine, theirs in (
-        (prepared, plain),
-        (prepared.account, plain.account),
-        (prepared.conversation, plain.conversation),
-        (prepared.conversation.contact, plain.conversation.contact),  # type: ignore[union-attr]
-        (prepared.message, plain.message),
-    ):
-        assert mine is not None
-        assert theirs is not None
-        assert type(mine) is type(theirs)
-        for field in type(mine)._meta.concrete_fields:
-            if field.attname == "access_token":
-                continue
-            assert getattr(mine, field.attname) == getattr(theirs, field.attname), field.attname
-    assert prepared.stored_token == plain.stored_token  # type: ignore[attr-defined]
+    """The worker reads rows with SQL built once per process; what it reads is what the ORM
+    reads, one row or several, and only the workspace's own."""
+    _queue(world, 3)
+    ids = sorted(OutboundJob.objects.values_list("pk", flat=True))
+    assert outbox._load_plan() is not None, "the prepared read must be in use"
+    assert "= ANY(" in outbox._load_plan().sql  # type: ignore[union-attr]
+    one = outbox._load_row(ids[1])
+    assert one is not None
+    assert one.pk == ids[1]
+    prepared = outbox._load_rows([ids[2], 0, ids[0]])
+    plain = list(outbox._load_queryset([ids[0], ids[2]]))
+    assert [job.pk for job in prepared] == [job.pk for job in plain] == [ids[0], ids[2]]
+    for mine_job, their_job in zip(prepared, plain, strict=True):
+        for mine, theirs in (
+            (mine_job, their_job),
+            (mine_job.account, their_job.account),
+            (mine_job.conversation, their_job.conversation),
+            (mine_job.conversation.contact, their_job.conversation.contact),  # type: ignore[union-attr]
+            (mine_job.message, their_job.message),
+        ):
+            assert mine is not None
+            assert theirs is not None
+            assert type(mine) is type(theirs)
+            for field in type(mine)._meta.concrete_fields:
+                if field.attname == "access_token":
+                    continue
+                assert getattr(mine, field.attname) == getattr(theirs, field.attname), field.attname
+        assert mine_job.stored_token == their_job.stored_token  # type: ignore[attr-defined]
     other = TenantFactory(name="Other agency")
     with scope(tenant=other.pk):
-        assert outbox._load_row(job_id) is None
+        assert outbox._load_row(ids[0]) is None
+        assert outbox._load_rows(ids) == []
 
 
 def test_a_deleted_workspace_is_forgotten_at_once(db: Any) -> None:
