@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -1171,3 +1172,86 @@ def test_client_from_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.graph_version == "v25.0"
     assert config.graph_url == "https://graph.facebook.com"
     assert config.get_retries == 0
+
+
+# --- the environment's proxy settings -------------------------------------------------------------
+
+
+class _Recorder:
+    """A plain HTTP server answering every POST as Meta answers a send, noting each request
+    line (a proxy receives the absolute URL)."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        seen: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                seen.append(self.requestline)
+                payload = json.dumps(SENT).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.seen = seen
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def meta_and_proxy() -> Any:
+    meta, proxy = _Recorder(), _Recorder()
+    yield meta, proxy
+    meta.close()
+    proxy.close()
+
+
+def test_sends_follow_the_environment_proxy_and_no_proxy(
+    monkeypatch: pytest.MonkeyPatch, config: MetaConfig, meta_and_proxy: Any
+) -> None:
+    """The proxy and ``NO_PROXY`` of the environment hold for every send, though the client
+    reads them once per host; looking them up on every call was a tenth of a worker's CPU."""
+    meta, proxy = meta_and_proxy
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    local = dataclasses.replace(config, graph_url=meta.url)
+    lookups = 0
+    real_lookup = requests.sessions.get_environ_proxies
+
+    def counting(url: str, no_proxy: Any = None) -> Any:
+        nonlocal lookups
+        lookups += 1
+        return real_lookup(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counting)
+    with MetaClient(local) as through_proxy:
+        page = through_proxy.facebook_page(PAGE_ID, PAGE_TOKEN)
+        for i in range(5):
+            assert page.send_text(IGSID, f"via proxy {i}").message_id == MID
+    assert len(proxy.seen) == 5
+    assert all(line.startswith(f"POST {meta.url}/v25.0/{PAGE_ID}/messages?") for line in proxy.seen)
+    assert meta.seen == []
+    assert lookups == 1
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with MetaClient(local) as direct:
+        assert direct.facebook_page(PAGE_ID, PAGE_TOKEN).send_text(IGSID, "direct").message_id
+    assert len(proxy.seen) == 5
+    assert len(meta.seen) == 1
+    assert meta.seen[0].startswith(f"POST /v25.0/{PAGE_ID}/messages?")
