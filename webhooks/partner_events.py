@@ -14,7 +14,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -147,12 +147,14 @@ def event_emit(
     *,
     tenant_id: int,
     type: str,  # noqa: A002 - the event's own word for it
-    payload: dict[str, Any],
+    payload: dict[str, Any] | Callable[[], dict[str, Any]],
     conversation_id: int | None = None,
 ) -> CallbackEvent | None:
     """Record an event and queue it for every enabled endpoint that subscribed to its type.
 
-    Nothing is written when no endpoint wants the event. Within a conversation, events are
+    Nothing is written when no endpoint wants the event, and a ``payload`` given as a function
+    is not even built then (a sent message's payload cost a sending worker more than the
+    check). Within a conversation, events are
     numbered in the order they are emitted; callers hold the conversation's row lock (every
     writer of a thread does), so the numbers follow the order of the changes.
     """
@@ -171,7 +173,7 @@ def event_emit(
     event = CallbackEvent.objects.create(
         tenant_id=tenant_id,
         type=type,
-        payload=payload,
+        payload=payload() if callable(payload) else payload,
         conversation_id=conversation_id,
         sequence=sequence,
     )
@@ -286,7 +288,7 @@ def _message_event(
     return event_emit(
         tenant_id=message.tenant_id,
         type=type_,
-        payload={
+        payload=lambda: {
             "message": message_data(message),
             "conversation": as_of or conversation_data(conversation),
         },

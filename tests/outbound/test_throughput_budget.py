@@ -216,3 +216,27 @@ def test_a_deleted_workspace_is_forgotten_at_once(db: Any) -> None:
     tenant.delete()
     assert body(tenant_id) is None
     assert ran == [tenant_id, tenant_id]
+
+
+def test_a_sent_message_event_is_built_only_when_an_endpoint_wants_it(world: World) -> None:
+    """Building a sent message's payload cost a sending worker more than finding that no
+    endpoint wanted it: it is built only for an endpoint."""
+    _queue(world, 1)
+    message = OutboundJob.objects.get().message
+    assert message is not None
+    with mock.patch.object(
+        partner_events, "message_data", wraps=partner_events.message_data
+    ) as built:
+        assert partner_events.message_sent(message=message) is None
+        assert built.call_count == 0
+        partner_endpoints.endpoint_create(
+            tenant_id=world.tenant.pk, url="https://partner.example/hook", events=["message.sent"]
+        )
+        event = partner_events.message_sent(message=message)
+        assert built.call_count == 1
+    assert event is not None
+    event.refresh_from_db()
+    assert event.payload == {
+        "message": partner_events.message_data(message),
+        "conversation": partner_events.conversation_data(message.conversation),
+    }
