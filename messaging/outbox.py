@@ -388,26 +388,35 @@ def pump(*, account_id: int) -> int:
     account = InstagramAccount.objects.filter(pk=account_id).first()
     if account is None:
         return 0
-    if account.status != InstagramAccount.Status.NEEDS_REAUTH:
-        _settle_account_state(account)
     now = timezone.now()
     rows = OutboundJob.objects.filter(account_id=account_id)
     stale = now - timedelta(seconds=settings.OUTBOUND_REPUBLISH_AFTER)
     if not _postgresql():
+        if account.status != InstagramAccount.Status.NEEDS_REAUTH:
+            _settle_account_state(account)
         return _pump_portable(account, rows, now, stale)
+    active = account.status == InstagramAccount.Status.ACTIVE
+    if not active and account.status != InstagramAccount.Status.NEEDS_REAUTH:
+        _settle_account_state(account)
     table = OutboundJob._meta.db_table
     tenant_id = account.tenant_id
     # Each step is one statement that picks its rows (skipping rows another relay or worker
-    # holds) and changes them: lost wake-ups are stamped again, rows of dead workers are taken
-    # from them (the next worker looks at Meta before sending; re-woken once per lease, so
-    # looked at, not hammered), and due heads of threads turn ``published``.
+    # holds) and changes them: an active account's held rows wait again, lost wake-ups are
+    # stamped again, rows of dead workers are taken from them (the next worker looks at Meta
+    # before sending; re-woken once per lease, so looked at, not hammered), and due heads of
+    # threads turn ``published``. The first statement also counts the rows in flight (none of
+    # its changes moves a row in or out of flight).
     # ``id = ANY(ARRAY(subquery))`` picks the rows once, before the update: as ``id IN
     # (subquery)`` the planner may instead walk every waiting row of the table and run the
     # locking subquery again for each of them, which under concurrent rounds never finishes.
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            WITH lost AS (
+            WITH released AS (
+                UPDATE {table} SET status = %s, next_attempt_at = NULL
+                WHERE tenant_id = %s AND account_id = %s AND status = %s AND %s
+                RETURNING id
+            ), lost AS (
                 UPDATE {table} SET published_at = %s
                 WHERE id = ANY(ARRAY(
                     SELECT id FROM {table}
@@ -426,9 +435,16 @@ def pump(*, account_id: int) -> int:
                 ))
                 RETURNING id
             )
-            SELECT id FROM lost UNION ALL SELECT id FROM orphaned
+            SELECT id, false FROM lost UNION ALL SELECT id, false FROM orphaned
+            UNION ALL SELECT count(*), true FROM {table}
+            WHERE tenant_id = %s AND account_id = %s AND status = ANY(%s)
             """,  # noqa: S608 - the table name is the model's own
             [
+                Status.PENDING,
+                tenant_id,
+                account_id,
+                Status.HELD,
+                active,
                 now,
                 tenant_id,
                 account_id,
@@ -439,12 +455,16 @@ def pump(*, account_id: int) -> int:
                 account_id,
                 Status.SENDING,
                 now,
+                tenant_id,
+                account_id,
+                _IN_FLIGHT,
             ],
         )
-        to_publish = sorted(row[0] for row in cursor.fetchall())
-    in_flight = rows.filter(status__in=_IN_FLIGHT).count()
+        found = cursor.fetchall()
+    to_publish = sorted(value for value, is_count in found if not is_count)
+    in_flight = sum(value for value, is_count in found if is_count)
     room = account_share() - in_flight
-    if room > 0 and account.status == InstagramAccount.Status.ACTIVE:
+    if room > 0 and active:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
