@@ -1,7 +1,8 @@
 """A local webhook endpoint for tests: records raw POST bodies, answers scripted statuses.
 
 Stands in for our own ``/webhooks/meta`` where a test watches what the Meta sandbox delivers
-(the verification handshake, signatures over the raw bytes, retries after failed answers).
+(the verification handshake, signatures over the raw bytes, retries after failed answers); with
+``answer`` set it also stands in for Meta or a proxy in front of it, answering every POST alike.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 class Received:
     body: bytes
     headers: dict[str, str]
+    path: str = ""  # as in the request line: a proxy receives the absolute URL
 
     def header(self, name: str) -> str | None:
         for key, value in self.headers.items():
@@ -36,6 +38,7 @@ class Receiver:
     posts: list[Received] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     delay: float = 0.0  # seconds each POST waits before answering
+    answer: bytes = b""  # the body of every 200, JSON when set (else "ok")
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_status(self) -> int:
@@ -65,9 +68,9 @@ def _handler(receiver: Receiver, stop: threading.Event) -> type[BaseHTTPRequestH
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             return
 
-        def _answer(self, status: int, body: bytes) -> None:
+        def _answer(self, status: int, body: bytes, kind: str = "text/plain") -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -82,12 +85,15 @@ def _handler(receiver: Receiver, stop: threading.Event) -> type[BaseHTTPRequestH
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
-            receiver.record(Received(body=body, headers=dict(self.headers.items())))
+            receiver.record(Received(body=body, headers=dict(self.headers.items()), path=self.path))
             if receiver.delay:
                 stop.wait(receiver.delay)
             status = receiver.next_status()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                self._answer(status, b"ok" if status == 200 else b"fail")
+                if status == 200 and receiver.answer:
+                    self._answer(status, receiver.answer, "application/json")
+                else:
+                    self._answer(status, b"ok" if status == 200 else b"fail")
 
     return Handler
 

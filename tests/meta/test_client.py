@@ -9,7 +9,7 @@ import json
 import logging
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -52,6 +52,7 @@ from tests.meta.conftest import (
     PAGE_TOKEN,
 )
 from tests.meta.test_errors import ERROR_TABLE
+from tests.webhook_receiver import Receiver, serving_receiver
 
 FB = "https://graph.facebook.com/v25.0"
 IG = "https://graph.instagram.com/v25.0"
@@ -1177,51 +1178,17 @@ def test_client_from_settings_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- the environment's proxy settings -------------------------------------------------------------
 
 
-class _Recorder:
-    """A plain HTTP server answering every POST as Meta answers a send, noting each request
-    line (a proxy receives the absolute URL)."""
-
-    def __init__(self) -> None:
-        import http.server
-        import threading
-
-        seen: list[str] = []
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                seen.append(self.requestline)
-                payload = json.dumps(SENT).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.seen = seen
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def meta_and_proxy() -> Any:
-    meta, proxy = _Recorder(), _Recorder()
-    yield meta, proxy
-    meta.close()
-    proxy.close()
+def meta_and_proxy() -> Iterator[tuple[Receiver, Receiver]]:
+    """Two local servers answering every POST as Meta answers a send: one stands for Meta,
+    the other for a proxy in front of it."""
+    with serving_receiver("") as meta, serving_receiver("") as proxy:
+        meta.answer = proxy.answer = json.dumps(SENT).encode()
+        yield meta, proxy
 
 
 def test_sends_follow_the_environment_proxy_and_no_proxy(
-    monkeypatch: pytest.MonkeyPatch, config: MetaConfig, meta_and_proxy: Any
+    monkeypatch: pytest.MonkeyPatch, config: MetaConfig, meta_and_proxy: tuple[Receiver, Receiver]
 ) -> None:
     """The proxy and ``NO_PROXY`` of the environment hold for every send, though the client
     reads them once per host; looking them up on every call was a tenth of a worker's CPU."""
@@ -1230,7 +1197,8 @@ def test_sends_follow_the_environment_proxy_and_no_proxy(
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.setenv("HTTP_PROXY", proxy.url)
-    local = dataclasses.replace(config, graph_url=meta.url)
+    base = "{0.scheme}://{0.netloc}".format(urlsplit(meta.url))
+    local = dataclasses.replace(config, graph_url=base)
     lookups = 0
     real_lookup = requests.sessions.get_environ_proxies
 
@@ -1244,14 +1212,16 @@ def test_sends_follow_the_environment_proxy_and_no_proxy(
         page = through_proxy.facebook_page(PAGE_ID, PAGE_TOKEN)
         for i in range(5):
             assert page.send_text(IGSID, f"via proxy {i}").message_id == MID
-    assert len(proxy.seen) == 5
-    assert all(line.startswith(f"POST {meta.url}/v25.0/{PAGE_ID}/messages?") for line in proxy.seen)
-    assert meta.seen == []
+    through = [post.path for post in proxy.ok_posts()]
+    assert len(through) == 5
+    assert all(path.startswith(f"{base}/v25.0/{PAGE_ID}/messages?") for path in through)
+    assert meta.ok_posts() == []
     assert lookups == 1
 
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     with MetaClient(local) as direct:
         assert direct.facebook_page(PAGE_ID, PAGE_TOKEN).send_text(IGSID, "direct").message_id
-    assert len(proxy.seen) == 5
-    assert len(meta.seen) == 1
-    assert meta.seen[0].startswith(f"POST /v25.0/{PAGE_ID}/messages?")
+    assert len(proxy.ok_posts()) == 5
+    direct_paths = [post.path for post in meta.ok_posts()]
+    assert len(direct_paths) == 1
+    assert direct_paths[0].startswith(f"/v25.0/{PAGE_ID}/messages?")
