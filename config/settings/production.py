@@ -37,7 +37,7 @@ if env.bool("DATABASE_BEHIND_PGBOUNCER", default=False):
 REDIS_URL = env.str("REDIS_URL")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "config.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="igdm"),
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},

@@ -63,5 +63,5 @@ def test_cookies_and_sign_in_are_hardened(probe: dict[str, dict[str, object]]) -
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "ACCOUNT_EMAIL_VERIFICATION": "mandatory",
-        "CACHE": "django.core.cache.backends.redis.RedisCache",
+        "CACHE": "config.cache.RedisCache",
     }
