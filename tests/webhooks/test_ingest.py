@@ -292,3 +292,26 @@ def test_html_in_the_challenge_is_never_served_as_html(client: Client) -> None:
         },
     )
     assert response["Content-Type"].startswith("text/plain")
+
+
+def test_a_delivery_skips_the_middleware_made_for_people(client: Client) -> None:
+    """A session cookie on a delivery (a browser, a misconfigured proxy) reads no session, no
+    person and no tenant: the acknowledgement is still its one INSERT. The middleware before it
+    (security headers, the input guard) still applies."""
+    from tests.factories import MembershipFactory
+
+    membership = MembershipFactory()
+    client.force_login(membership.user)
+    assert client.get("/inbox/").status_code in (200, 302)  # the session is a working one
+    body = _body()
+    with CaptureQueriesContext(connection) as statements:
+        response = _post(client, body, sign_hub_body(body, SECRET))
+    assert response.status_code == 200
+    assert [q["sql"].split()[0] for q in statements] == ["WITH"]  # the INSERT, nothing else
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert "Set-Cookie" not in response
+    assert "Vary" not in response
+    assert WebhookEvent.objects.count() == 1
+
+    refused = client.generic("POST", URL + "?hub.mode=%00", body, content_type="application/json")
+    assert refused.status_code == 400  # the input guard, before any signature check
