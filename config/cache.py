@@ -18,19 +18,14 @@ from django.core.cache.backends.redis import RedisCacheClient as DjangoRedisCach
 class RedisCacheClient(DjangoRedisCacheClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._clients: dict[int, Any] = {}
+        self._clients: dict[Any, Any] = {}  # Django's connection pool -> its one client
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        base: Any = self  # Django's client: its private attributes are not in the type stubs
-        index = base._get_connection_pool_index(write)
-        client = self._clients.get(index)
+        base: Any = self  # Django's client: its private methods are not in the type stubs
+        pool = base._get_connection_pool(write)
+        client = self._clients.get(pool)
         if client is None:
-            pool = base._pools.get(index)
-            if pool is None:
-                pool = base._pools[index] = base._pool_class.from_url(
-                    base._servers[index], **base._pool_options
-                )
-            client = self._clients[index] = base._client(connection_pool=pool)
+            client = self._clients[pool] = base._client(connection_pool=pool)
         return client
 
 
