@@ -154,9 +154,9 @@ def event_emit(
 
     Nothing is written when no endpoint wants the event, and a ``payload`` given as a function
     is not even built then (a sent message's payload cost a sending worker more than the
-    check). Within a conversation, events are
-    numbered in the order they are emitted; callers hold the conversation's row lock (every
-    writer of a thread does), so the numbers follow the order of the changes.
+    check). Within a conversation, events are numbered in the order they are emitted; callers
+    hold the conversation's row lock (every writer of a thread does), so the numbers follow the
+    order of the changes.
     """
     if type not in EventType.values:
         raise ValueError(f"unknown event type {type!r}")
